@@ -1,0 +1,32 @@
+"""Install fixmatch-pipeline: `pip install -e '.[test]'` (add `dataflow` for Google Cloud).
+
+The same file is the `--setup_file` that Dataflow workers install from, so the
+split lists must travel as package data (see MANIFEST.in).
+"""
+
+from setuptools import find_packages, setup
+
+setup(
+    name="fixmatch-pipeline",
+    version="0.1.0",
+    description="FixMatch semi-supervised ImageNet training as a pipeline of cached stages",
+    python_requires=">=3.10",
+    packages=find_packages(include=["fixmatch", "fixmatch.*", "stages", "stages.*",
+                                    "pipeline", "pipeline.*"]),
+    package_data={"fixmatch.split_lists": ["data/*/*.txt"]},
+    include_package_data=True,
+    install_requires=[
+        "tensorflow>=2.21,<2.22",
+        "keras>=3.0,<4",
+        "apache-beam[tfrecord]>=2.60,<3",
+        "google-crc32c>=1.5",
+        "luigi>=3.5,<4",
+        "absl-py>=2.0",
+        "pillow>=10.0",
+        "numpy>=1.26",
+    ],
+    extras_require={
+        "test": ["pytest>=8", "build>=1.0"],
+        "dataflow": ["apache-beam[gcp]>=2.60,<3"],
+    },
+)
