@@ -1,0 +1,324 @@
+"""Hyperparameters: the reference defaults, named presets, JSON overrides, validation.
+
+Everything a run can be configured with lives here, so a bad value fails in one
+place, before any data is read or any model is built, with the dotted key named.
+
+Resolution order: defaults of the program -> preset -> overrides. For example::
+
+    python -m stages.train_supervised --preset demo --hparams '"learning_rate": {"base_lr": 0.2}'
+
+`DEFAULT_COMMON_HPARAMS` and `DEFAULT_FIXMATCH_HPARAMS` have the reference's names,
+nesting and values. `PROJECT_HPARAMS` adds what the reference passed as flags or
+hard-coded (model, image size, batch sizes, cadence), so presets can set them too.
+"""
+
+import copy
+import difflib
+import json
+import math
+import os
+
+PROGRAMS = ("supervised", "fixmatch")
+AUGMENT_TYPES = ("noop", "none", "horizontal_flip", "randaugment", "cta")
+MODEL_NAMES = ("resnet50", "resnet18", "resnet_tiny")
+
+DEFAULT_COMMON_HPARAMS = {
+    "bfloat16": True,
+    "num_epochs": 300,
+    "use_ema": True,
+    "ema_decay": 0.999,
+    "weight_decay": 0.0003,
+    "input": {
+        "saturate_uint8": True,
+        "scale_and_center": True,
+        "use_default_augment": True,
+    },
+    "learning_rate": {
+        "base_lr": 0.1,
+        "use_warmup": True,
+        "warmup_epochs": 5,
+        "decay_rate": 0.1,
+        "decay_epochs": 50,
+    },
+    "augment": {
+        "type": "noop",
+        "use_ema_probe_image": True,
+        "randaugment_num_layers": 2,
+        "randaugment_magnitude": None,
+        "randaugment_prob_to_apply": 0.5,
+        "cta_num_layers": 2,
+        "cta_confidence_threshold": 0.85,
+        "cta_decay": 0.99,
+        "cta_epsilon": 0.001,
+        "cta_prob_to_apply": 0.5,
+        "cta_num_levels": 15,
+    },
+}
+
+DEFAULT_FIXMATCH_HPARAMS = {
+    "uratio": 5,
+    "fixmatch": {
+        "wu": 10.0,
+        "confidence": 0.7,
+    },
+}
+
+# Values the reference took from flags or fixed in code; defaults equal the reference's.
+PROJECT_HPARAMS = {
+    "model": {"name": "resnet50"},
+    "input": {"image_size": 224},
+    "run": {
+        "per_worker_batch_size": 128,
+        "per_worker_eval_batch_size": 128,
+        "steps_per_run": 1000,
+        "max_steps": None,  # optional cap on total_steps (smoke runs, quick experiments)
+        "use_xla": False,
+        "keep_checkpoints": 3,
+    },
+}
+
+# Presets are partial overrides applied on top of the program's defaults.
+_DEMO = {
+    "bfloat16": False,
+    "num_epochs": 80,
+    "ema_decay": 0.99,  # 0.999 averages over ~1000 steps: longer than a whole demo run
+    "model": {"name": "resnet_tiny"},
+    "input": {"image_size": 32},
+    "learning_rate": {"base_lr": 0.4, "warmup_epochs": 5, "decay_epochs": 60},
+    "run": {"per_worker_batch_size": 64, "per_worker_eval_batch_size": 256,
+            "steps_per_run": 50},
+}
+_SMOKE = {
+    "bfloat16": False,
+    "num_epochs": 1,
+    "ema_decay": 0.9,
+    "model": {"name": "resnet_tiny"},
+    "input": {"image_size": 16},
+    "learning_rate": {"base_lr": 0.4, "warmup_epochs": 0, "use_warmup": False},
+    "run": {"per_worker_batch_size": 8, "per_worker_eval_batch_size": 32,
+            "steps_per_run": 2, "max_steps": 4, "keep_checkpoints": 2},
+}
+PRESETS = {
+    "imagenet": {"supervised": {}, "fixmatch": {}},
+    "demo": {"supervised": _DEMO,
+             "fixmatch": _DEMO | {"uratio": 3, "augment": {"type": "randaugment"}}},
+    "smoke": {"supervised": _SMOKE, "fixmatch": _SMOKE | {"uratio": 2}},
+}
+
+
+class HParamsError(ValueError):
+    """A configuration value is unknown, of the wrong type, or out of range."""
+
+
+# ----------------------------------------------------------------------------
+# Validation rules: dotted key -> (expected kind, check). Every key must be here.
+# ----------------------------------------------------------------------------
+
+def _between(lo, hi, *, lo_open=False, hi_open=False):
+    def check(v):
+        if (v < lo or (lo_open and v == lo)) or (v > hi or (hi_open and v == hi)):
+            left, right = "(" if lo_open else "[", ")" if hi_open else "]"
+            return f"must be in {left}{lo}, {hi}{right}"
+        return None
+    return check
+
+
+def _at_least(lo, *, strict=False):
+    def check(v):
+        if v < lo or (strict and v == lo):
+            return f"must be {'>' if strict else '>='} {lo}"
+        return None
+    return check
+
+
+def _one_of(options):
+    def check(v):
+        return None if v in options else f"must be one of {list(options)}"
+    return check
+
+
+def _decay_epochs(v):
+    values = v if isinstance(v, list) else [v]
+    if not values or any(isinstance(x, bool) or not isinstance(x, (int, float))
+                         for x in values):
+        return "must be a positive number or a non-empty list of increasing numbers"
+    if any(x <= 0 for x in values) or any(b <= a for a, b in zip(values, values[1:])):
+        return "must be a positive number or a non-empty list of increasing numbers"
+    return None
+
+
+_RULES = {
+    "bfloat16": ("bool", None),
+    "num_epochs": ("number", _at_least(0, strict=True)),
+    "use_ema": ("bool", None),
+    "ema_decay": ("number", _between(0, 1, hi_open=True)),
+    "weight_decay": ("number", _at_least(0)),
+    "input.saturate_uint8": ("bool", None),
+    "input.scale_and_center": ("bool", None),
+    "input.use_default_augment": ("bool", None),
+    "input.image_size": ("int", _at_least(8)),
+    "learning_rate.base_lr": ("number", _at_least(0, strict=True)),
+    "learning_rate.use_warmup": ("bool", None),
+    "learning_rate.warmup_epochs": ("number", _at_least(0)),
+    "learning_rate.decay_rate": ("number", _between(0, 1, lo_open=True)),
+    "learning_rate.decay_epochs": ("any", _decay_epochs),
+    "augment.type": ("str", _one_of(AUGMENT_TYPES)),
+    "augment.use_ema_probe_image": ("bool", None),
+    "augment.randaugment_num_layers": ("int", _at_least(0)),
+    "augment.randaugment_magnitude": ("number?", _between(0, 1)),
+    "augment.randaugment_prob_to_apply": ("number", _between(0, 1)),
+    "augment.cta_num_layers": ("int", _at_least(0)),
+    "augment.cta_confidence_threshold": ("number", _between(0, 1, lo_open=True)),
+    "augment.cta_decay": ("number", _between(0, 1, hi_open=True)),
+    "augment.cta_epsilon": ("number", _between(0, 1, lo_open=True)),
+    "augment.cta_prob_to_apply": ("number", _between(0, 1)),
+    "augment.cta_num_levels": ("int", _at_least(1)),
+    "uratio": ("int", _at_least(1)),
+    "fixmatch.wu": ("number", _at_least(0)),
+    "fixmatch.confidence": ("number", _between(0, 1, lo_open=True)),
+    "model.name": ("str", _one_of(MODEL_NAMES)),
+    "run.per_worker_batch_size": ("int", _at_least(1)),
+    "run.per_worker_eval_batch_size": ("int", _at_least(1)),
+    "run.steps_per_run": ("int", _at_least(1)),
+    "run.max_steps": ("int?", _at_least(1)),
+    "run.use_xla": ("bool", None),
+    "run.keep_checkpoints": ("int", _at_least(1)),
+}
+
+
+def _type_error(kind, value):
+    optional = kind.endswith("?")
+    base = kind.rstrip("?")
+    if value is None:
+        return None if optional else f"must not be null (expected {base})"
+    if base == "bool":
+        ok = isinstance(value, bool)
+    elif base == "int":
+        ok = isinstance(value, int) and not isinstance(value, bool)
+    elif base == "number":
+        ok = (isinstance(value, (int, float)) and not isinstance(value, bool)
+              and math.isfinite(value))
+    elif base == "str":
+        ok = isinstance(value, str)
+    else:
+        ok = True
+    return None if ok else f"must be {base}{' or null' if optional else ''}, got {type(value).__name__}"
+
+
+# ----------------------------------------------------------------------------
+# Public API
+# ----------------------------------------------------------------------------
+
+def _suggest(dotted: str) -> str:
+    """A "did you mean" hint: same leaf name in another section, else the closest key."""
+    leaf = dotted.rsplit(".", 1)[-1]
+    same_leaf = [k for k in _RULES if k.rsplit(".", 1)[-1] == leaf]
+    close = same_leaf or difflib.get_close_matches(dotted, list(_RULES), n=1, cutoff=0.6)
+    return f"; did you mean {close[0]!r}?" if close else ""
+
+
+def _merge(base, override, prefix=""):
+    """Deep-merge override into a copy of base; unknown keys are errors."""
+    out = copy.deepcopy(base)
+    for key, value in override.items():
+        dotted = f"{prefix}{key}"
+        if key not in out:
+            raise HParamsError(f"unknown hparam {dotted!r}{_suggest(dotted)}")
+        if isinstance(out[key], dict):
+            if not isinstance(value, dict):
+                raise HParamsError(
+                    f"hparam {dotted!r} is a section and must be a JSON object, got {value!r}")
+            out[key] = _merge(out[key], value, prefix=f"{dotted}.")
+        else:
+            if isinstance(value, dict):
+                raise HParamsError(f"hparam {dotted!r} is a value, not a section; got {value!r}")
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def defaults(program: str) -> dict:
+    """The reference defaults of a program plus the project's own keys."""
+    if program not in PROGRAMS:
+        raise HParamsError(f"unknown program {program!r}; expected one of {list(PROGRAMS)}")
+    hp = copy.deepcopy(DEFAULT_COMMON_HPARAMS)
+    if program == "fixmatch":
+        hp.update(copy.deepcopy(DEFAULT_FIXMATCH_HPARAMS))
+    for section, values in PROJECT_HPARAMS.items():
+        hp.setdefault(section, {}).update(copy.deepcopy(values))
+    return hp
+
+
+def parse_overrides(text) -> dict:
+    """Parse `--hparams`: a JSON object, with or without its outer braces."""
+    if text is None:
+        return {}
+    if isinstance(text, dict):
+        return text
+    stripped = text.strip()
+    if not stripped:
+        return {}
+    if not stripped.startswith(("{", "[")):
+        stripped = "{" + stripped + "}"
+    try:
+        parsed = json.loads(stripped)
+    except json.JSONDecodeError as e:
+        raise HParamsError(
+            f"--hparams is not valid JSON ({e.msg} at char {e.pos}): {text!r}; "
+            "example: '\"num_epochs\": 10, \"learning_rate\": {\"base_lr\": 0.2}'") from None
+    if not isinstance(parsed, dict):
+        raise HParamsError(f"--hparams must be a JSON object, got {text!r}")
+    return parsed
+
+
+def _flatten(hp, prefix=""):
+    for key, value in hp.items():
+        dotted = f"{prefix}{key}"
+        if isinstance(value, dict):
+            yield from _flatten(value, prefix=f"{dotted}.")
+        else:
+            yield dotted, value
+
+
+def validate(hp: dict) -> dict:
+    """Check every value's type and range; raise HParamsError naming the first bad key."""
+    for dotted, value in _flatten(hp):
+        if dotted not in _RULES:
+            raise HParamsError(f"unknown hparam {dotted!r}{_suggest(dotted)}")
+        kind, check = _RULES[dotted]
+        problem = _type_error(kind, value)
+        if problem is None and value is not None and check is not None:
+            problem = check(value)
+        if problem:
+            raise HParamsError(f"hparam {dotted!r} {problem} (got {value!r})")
+    return hp
+
+
+def resolve(*, program: str = "supervised", preset: str = "imagenet", overrides=None) -> dict:
+    """Defaults -> preset -> overrides, validated. Returns a plain nested dict."""
+    hp = defaults(program)
+    if preset not in PRESETS:
+        close = difflib.get_close_matches(str(preset), list(PRESETS), n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        raise HParamsError(f"unknown preset {preset!r}{hint} (known: {list(PRESETS)})")
+    hp = _merge(hp, PRESETS[preset][program])
+    hp = _merge(hp, parse_overrides(overrides))
+    return validate(hp)
+
+
+def to_json(hp: dict) -> str:
+    """Canonical JSON (sorted keys), the form saved beside every output."""
+    return json.dumps(hp, indent=2, sort_keys=True)
+
+
+def save(hp: dict, path: str) -> None:
+    """Write hp as JSON atomically (write to a temporary name, then rename)."""
+    tmp = f"{path}.tmp-{os.getpid()}"
+    with open(tmp, "w", encoding="utf-8") as f:
+        f.write(to_json(hp) + "\n")
+    os.replace(tmp, path)
+
+
+def load(path: str) -> dict:
+    """Read and validate a saved hparams.json."""
+    with open(path, encoding="utf-8") as f:
+        return validate(json.load(f))
