@@ -1,0 +1,9 @@
+"""Luigi tasks of the pipeline: `luigi --module pipeline <Task> --local-scheduler [--root DIR]`.
+
+Every output lives at ROOT/<stage>/<fingerprint>/ (see pipeline/cache.py). ROOT comes from
+luigi.cfg `[pipeline] root` (default ./runs) or `--root`. Luigi finds tasks by importing this
+package, so it imports every task module, one line each.
+"""
+
+from pipeline import cache  # noqa: F401
+from pipeline import data_tasks  # noqa: F401
