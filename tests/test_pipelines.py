@@ -1,0 +1,242 @@
+"""Contracts of the tf.data pipelines on a tiny split directory (spec 3.2)."""
+
+import io
+import os
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from PIL import Image
+
+from fixmatch.augment import weak
+from fixmatch.data import pipelines, schema
+
+SIZE = 16
+NUM_CLASSES = 5
+COUNTS = {schema.LABELED: 10, schema.UNLABELED: 12, schema.VALIDATION: 7}
+
+
+def _jpeg(rng, height, width):
+    small = rng.integers(0, 256, size=(3, 4, 3), dtype=np.uint8)
+    buf = io.BytesIO()
+    Image.fromarray(small).resize((width, height), Image.BICUBIC).save(
+        buf, format="JPEG", quality=90)
+    return buf.getvalue()
+
+
+def write_split(directory, counts=COUNTS, shards=2, seed=0):
+    """Tiny split directory: JPEGs of varied sizes (30..48 x 40..64), 0-based labels.
+
+    Validation labels are unique (0..n-1) so exactly-once can be checked.
+    """
+    rng = np.random.default_rng(seed)
+    for set_name, count in counts.items():
+        writers = [tf.io.TFRecordWriter(os.path.join(
+            directory, f"{set_name}.tfrecord-{k:05d}-of-{shards:05d}")) for k in range(shards)]
+        for i in range(count):
+            height, width = int(rng.integers(30, 49)), int(rng.integers(40, 65))
+            label = i if set_name == schema.VALIDATION else i % NUM_CLASSES
+            writers[i % shards].write(schema.make_example(
+                encoded=_jpeg(rng, height, width), filename=f"{set_name}_{i}.JPEG",
+                label=label, synset=f"c{label}", height=height, width=width))
+        for writer in writers:
+            writer.close()
+    return str(directory)
+
+
+@pytest.fixture(scope="module")
+def split_dir(tmp_path_factory):
+    return write_split(tmp_path_factory.mktemp("split"))
+
+
+def _first(ds):
+    return {k: v.numpy() for k, v in next(iter(ds)).items()}
+
+
+def _invert(image):
+    return 255 - image
+
+
+def test_labeled_batch_shapes_dtypes_ranges(split_dir):
+    batch = _first(pipelines.labeled_dataset(split_dir, image_size=SIZE, batch_size=4))
+    assert set(batch) == {"image", "label"}
+    assert batch["image"].shape == (4, SIZE, SIZE, 3) and batch["image"].dtype == np.float32
+    assert -1.0 <= batch["image"].min() and batch["image"].max() <= 1.0
+    assert batch["label"].shape == (4,) and batch["label"].dtype in (np.int32, np.int64)
+    assert 0 <= batch["label"].min() and batch["label"].max() < NUM_CLASSES
+
+
+def test_labeled_training_repeats_and_drops_remainder(split_dir):
+    ds = pipelines.labeled_dataset(split_dir, image_size=SIZE, batch_size=3)
+    sizes = [b["label"].shape[0] for b in ds.take(9)]  # 27 > 10 records: repeats
+    assert sizes == [3] * 9
+
+
+def test_labeled_strong_replaces_training_image(split_dir):
+    black = lambda image: tf.zeros_like(image)  # noqa: E731
+    batch = _first(pipelines.labeled_dataset(split_dir, image_size=SIZE, batch_size=4,
+                                             strong=black))
+    np.testing.assert_array_equal(batch["image"], -1.0)
+
+
+def test_labeled_probe_is_made_from_the_weak_view(split_dir):
+    def probe(image):
+        return _invert(image), tf.constant([3, 17]), tf.constant([0.25, 0.75])
+
+    batch = _first(pipelines.labeled_dataset(split_dir, image_size=SIZE, batch_size=4,
+                                             probe=probe))
+    assert batch["probe_image"].shape == (4, SIZE, SIZE, 3)
+    np.testing.assert_allclose(batch["probe_image"], -batch["image"], atol=1e-6)
+    assert batch["probe_op_indices"].dtype == np.int32
+    np.testing.assert_array_equal(batch["probe_op_indices"], [[3, 17]] * 4)
+    assert batch["probe_op_args"].dtype == np.float32
+    np.testing.assert_array_equal(batch["probe_op_args"], [[0.25, 0.75]] * 4)
+
+
+@pytest.mark.parametrize("strong,relation", [
+    (tf.image.flip_up_down, lambda weak_view: weak_view[:, ::-1]),
+    (_invert, lambda weak_view: -weak_view),
+])
+def test_unlabeled_pairs_share_crop_and_flip(split_dir, strong, relation):
+    ds = pipelines.unlabeled_dataset(split_dir, image_size=SIZE, batch_size=6, strong=strong)
+    for batch in ds.take(3):
+        weak_view = batch["unsup_image"].numpy()
+        assert set(batch) == {"unsup_image", "unsup_aug_image"}
+        assert weak_view.shape == (6, SIZE, SIZE, 3) and weak_view.dtype == np.float32
+        assert -1.0 <= weak_view.min() and weak_view.max() <= 1.0
+        np.testing.assert_allclose(batch["unsup_aug_image"].numpy(), relation(weak_view),
+                                   atol=1e-6)
+
+
+def test_unlabeled_weak_views_are_random_crops(split_dir):
+    # Same records seen twice (12 records, 4 batches of 6) get different crops.
+    ds = pipelines.unlabeled_dataset(split_dir, image_size=SIZE, batch_size=6,
+                                     strong=_invert, seed=1)
+    views = [v.tobytes() for b in ds.take(4) for v in b["unsup_image"].numpy()]
+    assert len(set(views)) == len(views)
+
+
+def _eval_batches(split_dir, batch_size, **kwargs):
+    return [{k: v.numpy() for k, v in b.items()} for b in
+            pipelines.eval_dataset(split_dir, image_size=SIZE, batch_size=batch_size, **kwargs)]
+
+
+def test_eval_sees_every_image_once_and_keeps_partial_batch(split_dir):
+    batches = _eval_batches(split_dir, 3)
+    assert [len(b["label"]) for b in batches] == [3, 3, 1]
+    labels = np.concatenate([b["label"] for b in batches])
+    assert sorted(labels.tolist()) == list(range(COUNTS[schema.VALIDATION]))
+    again = _eval_batches(split_dir, 3)
+    for first, second in zip(batches, again):  # deterministic order and pixels
+        np.testing.assert_array_equal(first["image"], second["image"])
+        np.testing.assert_array_equal(first["label"], second["label"])
+
+
+def test_eval_images_are_center_crops(split_dir):
+    records = tf.data.TFRecordDataset(sorted(tf.io.gfile.glob(
+        schema.shard_glob(split_dir, schema.VALIDATION))))
+    expected = {}
+    for serialized in records:
+        fields = schema.parse_example(serialized.numpy())
+        image = weak.center_from_jpeg(fields[schema.ENCODED], image_size=SIZE)
+        expected[fields[schema.LABEL]] = weak.scale_and_center(image).numpy()
+    for batch in _eval_batches(split_dir, 4):
+        for image, label in zip(batch["image"], batch["label"]):
+            np.testing.assert_array_equal(image, expected[int(label)])
+
+
+@pytest.mark.parametrize("num_pipelines", [2, 3])  # 3 > 2 shards: records are split
+def test_eval_exactly_once_across_input_pipelines(split_dir, num_pipelines):
+    labels = []
+    for pid in range(num_pipelines):
+        ctx = tf.distribute.InputContext(num_input_pipelines=num_pipelines,
+                                         input_pipeline_id=pid, num_replicas_in_sync=1)
+        labels += [int(x) for b in _eval_batches(split_dir, 2, input_context=ctx)
+                   for x in b["label"]]
+    assert sorted(labels) == list(range(COUNTS[schema.VALIDATION]))
+
+
+def test_fixmatch_dataset_zips_labeled_and_unlabeled(split_dir):
+    batch = _first(pipelines.fixmatch_dataset(split_dir, image_size=SIZE, batch_size=2,
+                                              uratio=3, strong=_invert))
+    assert set(batch) == {"image", "label", "unsup_image", "unsup_aug_image"}
+    assert batch["image"].shape[0] == 2 and batch["unsup_image"].shape[0] == 6
+    np.testing.assert_allclose(batch["unsup_aug_image"], -batch["unsup_image"], atol=1e-6)
+
+
+def test_input_hparams_switch_flip_and_scaling(split_dir):
+    raw = _first(pipelines.eval_dataset(split_dir, image_size=SIZE, batch_size=7,
+                                        hparams_input={"scale_and_center": False}))
+    scaled = _first(pipelines.eval_dataset(split_dir, image_size=SIZE, batch_size=7))
+    assert raw["image"].max() > 1.0 and raw["image"].max() <= 255.0
+    np.testing.assert_allclose(raw["image"] / 127.5 - 1, scaled["image"], atol=1e-6)
+    hp = {"use_default_augment": False, "saturate_uint8": True, "scale_and_center": True,
+          "image_size": SIZE}
+    bf16 = _first(pipelines.labeled_dataset(split_dir, image_size=SIZE, batch_size=2,
+                                            hparams_input=hp, image_dtype=tf.bfloat16))
+    assert bf16["image"].dtype == tf.bfloat16.as_numpy_dtype
+
+
+def test_bad_arguments_fail_before_work(split_dir, tmp_path):
+    with pytest.raises(FileNotFoundError, match="labeled.tfrecord-"):
+        pipelines.labeled_dataset(str(tmp_path), image_size=SIZE, batch_size=2)
+    with pytest.raises(ValueError, match="batch_size must be a positive int, got 0"):
+        pipelines.eval_dataset(split_dir, image_size=SIZE, batch_size=0)
+    with pytest.raises(ValueError, match="'flip'"):
+        pipelines.labeled_dataset(split_dir, image_size=SIZE, batch_size=2,
+                                  hparams_input={"flip": True})
+    with pytest.raises(ValueError, match="disagrees"):
+        pipelines.labeled_dataset(split_dir, image_size=SIZE, batch_size=2,
+                                  hparams_input={"image_size": 224})
+    with pytest.raises(ValueError, match="strong="):
+        pipelines.unlabeled_dataset(split_dir, image_size=SIZE, batch_size=2, strong=None)
+    with pytest.raises(TypeError, match="strong"):
+        pipelines.unlabeled_dataset(split_dir, image_size=SIZE, batch_size=2, strong="ra")
+    with pytest.raises(ValueError, match="uint8"):
+        pipelines.unlabeled_dataset(split_dir, image_size=SIZE, batch_size=2, strong=_invert,
+                                    hparams_input={"saturate_uint8": False})
+    ctx = tf.distribute.InputContext(num_input_pipelines=3, input_pipeline_id=0)
+    with pytest.raises(ValueError, match="2 labeled shards"):
+        pipelines.labeled_dataset(split_dir, image_size=SIZE, batch_size=2, input_context=ctx)
+
+
+_MIRRORED_SCRIPT = textwrap.dedent("""
+    import functools, sys
+    import tensorflow as tf
+    cpu = tf.config.list_physical_devices("CPU")[0]
+    tf.config.set_logical_device_configuration(
+        cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+    from fixmatch.data import pipelines
+    split_dir = sys.argv[1]
+    strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+    assert strategy.num_replicas_in_sync == 2
+    train = pipelines.distribute(strategy, functools.partial(
+        pipelines.unlabeled_dataset, split_dir, image_size=8, strong=lambda x: 255 - x),
+        global_batch_size=6)
+    batch = next(iter(train))
+    for key in ("unsup_image", "unsup_aug_image"):
+        shapes = [tuple(t.shape) for t in strategy.experimental_local_results(batch[key])]
+        assert shapes == [(3, 8, 8, 3)] * 2, shapes
+    evals = pipelines.distribute(strategy, functools.partial(
+        pipelines.eval_dataset, split_dir, image_size=8), global_batch_size=4)
+    labels = []
+    for batch in evals:
+        for part in strategy.experimental_local_results(batch["label"]):
+            assert part.shape[0] <= 2, part.shape
+            labels += part.numpy().tolist()
+    assert sorted(labels) == list(range(7)), labels
+    print("MIRRORED-OK")
+""")
+
+
+def test_per_replica_batches_under_mirrored_strategy(split_dir):
+    # Logical CPU devices must be configured before TF initialises: own process.
+    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env = dict(os.environ, PYTHONPATH=repo, TF_CPP_MIN_LOG_LEVEL="2")
+    proc = subprocess.run([sys.executable, "-c", _MIRRORED_SCRIPT, split_dir], env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "MIRRORED-OK" in proc.stdout
