@@ -161,6 +161,16 @@ def _flock(path: str, what: str):
             fcntl.flock(f, fcntl.LOCK_UN)
 
 
+def root_parameter():
+    """The `root` parameter of every task (also for wrappers such as FullRun that pass it on):
+    `--root` on the command line, else luigi.cfg [pipeline] root, else ./runs."""
+    return luigi.Parameter(
+        default="./runs", config_path={"section": "pipeline", "name": "root"},
+        significant=False, positional=False,
+        description="Directory (or gs:// URL) holding ROOT/<stage>/<fingerprint>/ outputs; "
+                    "default from luigi.cfg [pipeline] root, else ./runs.")
+
+
 # ----------------------------------------------------------------------------- targets
 
 class StageOutput(luigi.Target):
@@ -203,11 +213,7 @@ class CachedTask(luigi.Task):
     stage_name: str = ""
     format_version: int = 1  # bump when a stage's output format changes
 
-    root = luigi.Parameter(
-        default="./runs", config_path={"section": "pipeline", "name": "root"},
-        significant=False, positional=False,
-        description="Directory (or gs:// URL) holding ROOT/<stage>/<fingerprint>/ outputs; "
-                    "default from luigi.cfg [pipeline] root, else ./runs.")
+    root = root_parameter()
 
     # -- what decides the output (override the hooks, not `fingerprint`) --
 

@@ -157,9 +157,10 @@ def _input_files(path, layout):
         return [n for n in cache.listdir(path) if n.startswith(TFRECORD_PREFIXES)
                 and not _isdir(cache.join(path, n))]
     files = []
+    present = set(cache.listdir(path))  # not isdir(path/val): object stores match prefixes
     for split in IMAGE_SPLIT_DIRS:
         top = cache.join(path, split)
-        if not _isdir(top):
+        if split not in present or not _isdir(top):
             continue
         if cache.is_remote(path):
             for dirpath, _, names in cache.gfile().walk(top):
