@@ -1,0 +1,59 @@
+"""Loss functions of spec section 6, as pure functions of logits and labels.
+
+Conventions shared by the supervised baseline and FixMatch:
+- logits are float32 (the models cast before returning), so the losses are
+  computed in float32 even under mixed_bfloat16;
+- every function returns per-replica quantities; the engine divides the total
+  by the number of replicas before taking gradients because gradients are
+  SUMMED across replicas (see `scale_for_replicas`);
+- weight decay is the coupled L2 term `L_wd = sum(model.losses)` that the
+  model's kernel/bias regularizers produce.
+
+FixMatch (to be added next to `supervised_loss`): run ONE forward pass on
+concat(labeled weak, unlabeled weak, unlabeled strong), split the logits with
+`split_logits`, then L = L_x + wu * L_u + L_wd with L_u from `pseudo_label_loss`.
+"""
+
+import tensorflow as tf
+
+
+def cross_entropy(labels, logits):
+    """Per-example softmax cross-entropy with integer labels, float32."""
+    return tf.nn.sparse_softmax_cross_entropy_with_logits(
+        labels=tf.cast(labels, tf.int32), logits=tf.cast(logits, tf.float32))
+
+
+def weight_decay_loss(regularization_losses):
+    """L_wd: the sum of the model's regularizer penalties (0 when there are none)."""
+    losses = [tf.cast(l, tf.float32) for l in regularization_losses]
+    return tf.add_n(losses) if losses else tf.constant(0.0, tf.float32)
+
+
+def supervised_loss(*, labels, logits, regularization_losses):
+    """Supervised baseline: L = L_x + L_wd. Returns (total, {"xe", "wd"})."""
+    xe = tf.reduce_mean(cross_entropy(labels, logits))
+    wd = weight_decay_loss(regularization_losses)
+    return xe + wd, {"xe": xe, "wd": wd}
+
+
+def split_logits(logits, sizes):
+    """Splits the logits of a concatenated forward pass back into its parts."""
+    return tf.split(logits, list(sizes), axis=0)
+
+
+def pseudo_label_loss(*, logits_weak, logits_strong, confidence):
+    """FixMatch L_u: hard pseudo-labels from the weak view, masked by confidence.
+
+    The mean runs over ALL unlabeled samples (masked ones count as 0), as in the
+    reference. Returns (L_u, mask) with mask in {0, 1} per sample.
+    """
+    probs = tf.stop_gradient(tf.nn.softmax(tf.cast(logits_weak, tf.float32)))
+    pseudo_labels = tf.argmax(probs, axis=-1)
+    mask = tf.cast(tf.reduce_max(probs, axis=-1) >= confidence, tf.float32)
+    loss_u = tf.reduce_mean(mask * cross_entropy(pseudo_labels, logits_strong))
+    return loss_u, mask
+
+
+def scale_for_replicas(loss, num_replicas):
+    """Loss to differentiate: gradients are summed across replicas by the optimizer."""
+    return loss / tf.cast(num_replicas, loss.dtype)

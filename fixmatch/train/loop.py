@@ -1,0 +1,204 @@
+"""The training engine: ONE explicit outer loop over blocks of steps.
+
+    restore -> while step < total_steps:
+                   (CTA) hand the sampling table to the pipelines
+                   run min(steps_per_run, remaining) steps in one compiled call
+                   write training scalars
+                   evaluate online + EMA on the whole validation set
+                   checkpoint, print a progress line
+            -> metrics.json
+
+Everything TF-distributed is built by the caller inside `strategy.scope()`
+through `model_fn` (called twice: online and EMA model) and the dataset
+functions (`fn(input_context) -> tf.data.Dataset` of per-replica batches).
+"""
+
+import dataclasses
+import functools
+import json
+import math
+import os
+import time
+
+import keras
+import tensorflow as tf
+
+from fixmatch.train import checkpoint as ckpt_lib
+from fixmatch.train import ema as ema_lib
+from fixmatch.train import metrics, steps, summaries
+from fixmatch.train.strategy import worker_role
+
+
+@dataclasses.dataclass(frozen=True)
+class LoopConfig:
+    """Cadence and optimizer settings of one run; validated on construction."""
+
+    model_dir: str
+    total_steps: int
+    steps_per_run: int
+    steps_per_epoch: float
+    global_batch_size: int
+    use_ema: bool = True
+    ema_decay: float = 0.999
+    use_xla: bool = False
+    keep_checkpoints: int = 3
+    momentum: float = 0.9
+    summaries_with_epoch: bool = True
+
+    def __post_init__(self):
+        checks = {
+            "model_dir": bool(self.model_dir),
+            "total_steps": isinstance(self.total_steps, int) and self.total_steps >= 1,
+            "steps_per_run": isinstance(self.steps_per_run, int) and self.steps_per_run >= 1,
+            "steps_per_epoch": self.steps_per_epoch > 0,
+            "global_batch_size": self.global_batch_size >= 1,
+            "ema_decay": 0.0 <= self.ema_decay < 1.0,
+            "keep_checkpoints": self.keep_checkpoints >= 1,
+            "momentum": 0.0 <= self.momentum < 1.0,
+        }
+        for name, ok in checks.items():
+            if not ok:
+                raise ValueError(f"LoopConfig.{name} is invalid: {getattr(self, name)!r}")
+
+
+@dataclasses.dataclass
+class CTAHooks:
+    """CTAugment in the engine: state (created in strategy scope), host policy,
+    and the per-replica probe update `update_fn(batch, probe_model) -> sums`."""
+
+    state: object
+    policy: object
+    update_fn: object
+    sum_keys: tuple = ()
+
+
+def create_optimizer(*, learning_rate, momentum: float = 0.9):
+    """SGD with Nesterov momentum 0.9 (spec section 7)."""
+    return keras.optimizers.SGD(learning_rate=learning_rate, momentum=momentum,
+                                nesterov=True)
+
+
+def _write_json_atomic(path, payload):
+    tmp = f"{path}.tmp-{os.getpid()}"
+    with open(tmp, "w", encoding="utf-8") as f:
+        json.dump(payload, f, indent=2, sort_keys=True)
+        f.write("\n")
+    os.replace(tmp, path)
+
+
+def train_and_evaluate(*, strategy, config: LoopConfig, model_fn, learning_rate,
+                       train_dataset_fn, eval_dataset_fn,
+                       objective=steps.supervised_objective, cta: CTAHooks = None,
+                       log=summaries.print_progress) -> dict:
+    """Trains to `config.total_steps` (resuming from model_dir) and returns final metrics."""
+    start_time = time.time()
+    is_chief, worker_id = worker_role(strategy)
+    num_replicas = strategy.num_replicas_in_sync
+    if is_chief:
+        os.makedirs(config.model_dir, exist_ok=True)
+
+    # 1. State, all inside the strategy scope (optimizer built eagerly: Keras 3
+    #    otherwise creates its slots inside the first replica step).
+    with strategy.scope():
+        model = model_fn()
+        ema_model = model_fn() if config.use_ema else None
+        if ema_model is not None:
+            ema_lib.copy_weights(source=model, target=ema_model)
+        optimizer = create_optimizer(learning_rate=learning_rate, momentum=config.momentum)
+        optimizer.build(model.trainable_variables)
+    checkpoint = ckpt_lib.make_checkpoint(model=model, optimizer=optimizer, ema_model=ema_model,
+                                          cta_state=cta.state if cta else None)
+    keeper = ckpt_lib.CheckpointKeeper(checkpoint=checkpoint, model_dir=config.model_dir,
+                                       keep=config.keep_checkpoints, is_chief=is_chief,
+                                       worker_id=worker_id)
+    if keeper.restore():
+        log(f"restored {keeper.latest} (step {int(optimizer.iterations.numpy())})")
+    step = int(optimizer.iterations.numpy())
+
+    # 2. Compiled functions.
+    grad_fn = functools.partial(steps.compute_gradients, model=model, objective=objective,
+                                num_replicas=num_replicas)
+    if config.use_xla:
+        grad_fn = tf.function(grad_fn, jit_compile=True)
+    probe_model = ema_model if ema_model is not None else model
+    after_step = (functools.partial(cta.update_fn, probe_model=probe_model) if cta else None)
+    replica_step = functools.partial(
+        steps.train_step, model=model, optimizer=optimizer, grad_fn=grad_fn,
+        sync_model_state=num_replicas > 1, after_step=after_step)
+    after_update = (steps.make_ema_update(ema_model=ema_model, model=model,
+                                          decay=config.ema_decay) if ema_model else None)
+    train_keys = list(steps.TRAIN_SUM_KEYS) + (list(cta.sum_keys if cta else []))
+    train_block = steps.make_train_block(strategy=strategy, replica_step=replica_step,
+                                         after_update=after_update,
+                                         example_sums=dict.fromkeys(train_keys))
+    evaluate = steps.make_evaluate(
+        strategy=strategy, example_sums=dict.fromkeys(steps.EVAL_SUM_KEYS),
+        replica_eval_step=functools.partial(steps.eval_step, model=model, ema_model=ema_model))
+
+    train_iter = iter(strategy.distribute_datasets_from_function(train_dataset_fn))
+    eval_data = strategy.distribute_datasets_from_function(eval_dataset_fn)
+    writer = summaries.Summaries(log_dir=os.path.join(config.model_dir, "summaries"),
+                                 enabled=is_chief)
+    x_axis = functools.partial(summaries.summary_x, steps_per_epoch=config.steps_per_epoch,
+                               with_epoch=config.summaries_with_epoch)
+
+    # 3. The outer loop.
+    test = None
+    train_seconds, trained_steps = 0.0, 0
+    while step < config.total_steps:
+        num_steps = min(config.steps_per_run, config.total_steps - step)
+        if cta is not None:
+            cta.policy.set_probs(cta.state.probs)
+        t0 = time.time()
+        sums = train_block(train_iter, tf.constant(num_steps, tf.int32))
+        train = metrics.finalize_train({k: v.numpy() for k, v in sums.items()},
+                                       num_steps=num_steps)
+        seconds = time.time() - t0
+        train_seconds, trained_steps = train_seconds + seconds, trained_steps + num_steps
+        step += num_steps
+        images_per_sec = num_steps * config.global_batch_size / seconds
+        epoch = step / config.steps_per_epoch
+        x = x_axis(step)
+        scalars = {"train/loss": train["loss"], "train/accuracy": train["accuracy"],
+                   "train/learning_rate": float(learning_rate(step - 1)),
+                   "train/steps_per_second": num_steps / seconds,
+                   "train/cur_epoch": epoch, "images/s": images_per_sec}
+        for key in ("xe", "wd"):
+            scalars[f"loss/{key}"] = train[key]
+        for key, value in train.items():
+            if key.startswith("cta_"):
+                scalars[f"cta/{key[4:]}"] = value
+        writer.scalars(x, scalars)
+
+        test = metrics.finalize_eval({k: v.numpy() for k, v in evaluate(eval_data).items()})
+        writer.scalars(x, {f"test/{k}": v for k, v in test.items() if k != "count"})
+        keeper.save(step)
+        eta = (config.total_steps - step) * seconds / num_steps
+        log(summaries.progress_line(
+            step=step, total_steps=config.total_steps, epoch=epoch, loss=train["loss"],
+            images_per_sec=images_per_sec, eta_seconds=eta,
+            top1=test["ema_accuracy"] if config.use_ema else test["accuracy"]))
+
+    if test is None:  # restarted after completion: report the restored weights
+        test = metrics.finalize_eval({k: v.numpy() for k, v in evaluate(eval_data).items()})
+    writer.close()
+    result = {
+        "top1": test["ema_accuracy"] if config.use_ema else test["accuracy"],
+        "top5": test["ema_accuracy_top5"] if config.use_ema else test["accuracy_top5"],
+        "online_top1": test["accuracy"], "online_top5": test["accuracy_top5"],
+        "ema_top1": test["ema_accuracy"] if config.use_ema else None,
+        "ema_top5": test["ema_accuracy_top5"] if config.use_ema else None,
+        "test_loss": test["loss"], "eval_examples": test["count"],
+        "steps": step, "total_steps": config.total_steps,
+        "epochs": step / config.steps_per_epoch,
+        "steps_this_run": trained_steps,
+        "wall_time_s": time.time() - start_time,
+        "train_time_s": train_seconds,
+        "images_per_sec": (trained_steps * config.global_batch_size / train_seconds
+                           if train_seconds > 0 else None),
+        "num_replicas": num_replicas,
+        "checkpoint": keeper.latest,
+    }
+    if is_chief:
+        _write_json_atomic(os.path.join(config.model_dir, "metrics.json"), result)
+    return result

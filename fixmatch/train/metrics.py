@@ -1,0 +1,63 @@
+"""Metric sums computed per replica and the ratios reported from them.
+
+Every step/eval function returns a flat dict of SUMS (loss * count, correct
+predictions, counts). Sums can be reduced across replicas and accumulated over
+a block with one rule (add), which keeps the loop pure; ratios are taken once,
+on the host, by `finalize`.
+"""
+
+import numpy as np
+import tensorflow as tf
+
+
+def topk_correct(labels, logits, k):
+    """Number of examples whose label is among the top-k logits (float32)."""
+    k = min(int(k), int(logits.shape[-1]))
+    hit = tf.math.in_top_k(targets=tf.cast(labels, tf.int32),
+                           predictions=tf.cast(logits, tf.float32), k=k)
+    return tf.reduce_sum(tf.cast(hit, tf.float32))
+
+
+def classification_sums(*, labels, logits, prefix=""):
+    """Sums for accuracy/top-5 of one batch: {prefix+"correct", "correct_top5", "count"}."""
+    return {
+        f"{prefix}correct": topk_correct(labels, logits, 1),
+        f"{prefix}correct_top5": topk_correct(labels, logits, 5),
+    }
+
+
+def zeros_like_sums(example: dict) -> dict:
+    return {k: tf.zeros_like(v) for k, v in example.items()}
+
+
+def add_sums(a: dict, b: dict) -> dict:
+    return {k: a[k] + b[k] for k in a}
+
+
+def safe_ratio(num, den) -> float:
+    num, den = float(np.asarray(num)), float(np.asarray(den))
+    return num / den if den > 0 else float("nan")
+
+
+def finalize_train(sums: dict, *, num_steps) -> dict:
+    """Block averages: losses per example, accuracy over the labeled batches."""
+    out = {"loss": safe_ratio(sums["loss_sum"], sums["count"]),
+           "accuracy": safe_ratio(sums["correct"], sums["count"])}
+    for key, value in sums.items():
+        if key.endswith("_sum") and key != "loss_sum":
+            out[key[:-len("_sum")]] = safe_ratio(value, sums["count"])
+    out["steps"] = int(num_steps)
+    return out
+
+
+def finalize_eval(sums: dict) -> dict:
+    """Top-1/top-5 of the online and EMA models and the online test loss."""
+    n = sums["count"]
+    return {
+        "loss": safe_ratio(sums["loss_sum"], n),
+        "accuracy": safe_ratio(sums["correct"], n),
+        "accuracy_top5": safe_ratio(sums["correct_top5"], n),
+        "ema_accuracy": safe_ratio(sums["ema_correct"], n),
+        "ema_accuracy_top5": safe_ratio(sums["ema_correct_top5"], n),
+        "count": int(float(np.asarray(n))),
+    }

@@ -1,0 +1,151 @@
+"""Per-replica step functions and the compiled functions that drive them.
+
+`train_step` and `eval_step` are what runs on ONE replica for ONE batch and
+return dicts of metric sums (see metrics.py). `make_train_block` compiles a
+loop of `num_steps` steps into one tf.function (a tf.range loop, strategy.run
+per step, EMA update in cross-replica context); `make_evaluate` compiles one
+pass over a finite distributed dataset. The single explicit outer loop that
+calls them lives in loop.py.
+"""
+
+import tensorflow as tf
+
+from fixmatch import losses
+from fixmatch.train import ema as ema_lib
+from fixmatch.train import metrics
+
+
+def supervised_objective(model, batch):
+    """Forward pass + supervised loss of spec section 6: L = L_x + L_wd.
+
+    Returns (total_loss, sums) with sums in the metrics.py convention.
+    """
+    logits = model(batch["image"], training=True)
+    total, parts = losses.supervised_loss(
+        labels=batch["label"], logits=logits, regularization_losses=model.losses)
+    n = tf.cast(tf.shape(logits)[0], tf.float32)
+    sums = {"loss_sum": total * n, "xe_sum": parts["xe"] * n, "wd_sum": parts["wd"] * n,
+            "count": n, "correct": metrics.topk_correct(batch["label"], logits, 1)}
+    return total, sums
+
+
+def compute_gradients(batch, *, model, objective, num_replicas):
+    """Loss and gradients of the replica's share of the global loss."""
+    with tf.GradientTape() as tape:
+        loss, sums = objective(model, batch)
+        scaled = losses.scale_for_replicas(loss, num_replicas)
+    grads = tape.gradient(scaled, model.trainable_variables)
+    return grads, sums
+
+
+def train_step(batch, *, model, optimizer, grad_fn, sync_model_state=False,
+               after_step=None):
+    """One SGD update on one replica; returns metric sums of the batch.
+
+    grad_fn(batch) -> (grads, sums) is `compute_gradients` bound to the model
+    and objective (XLA-compiled when `use_xla`; the optimizer's cross-replica
+    all-reduce stays outside the compiled cluster). With several replicas,
+    `sync_model_state` averages the non-trainable variables (BN moving
+    statistics) across replicas after the update, as a MEAN-aggregated
+    variable did in the reference; batch statistics stay per replica.
+    after_step(batch) runs last on the replica (CTA probe scoring).
+    """
+    grads, sums = grad_fn(batch)
+    optimizer.apply_gradients(zip(grads, model.trainable_variables))
+    if sync_model_state:
+        sync_non_trainable(model)
+    if after_step is not None:
+        sums = dict(sums, **after_step(batch))
+    return sums
+
+
+def sync_non_trainable(model):
+    """Replica context: set every non-trainable variable to its cross-replica mean."""
+    ctx = tf.distribute.get_replica_context()
+    values = [v.value for v in model.non_trainable_variables]
+    if not values:
+        return
+    means = ctx.all_reduce(tf.distribute.ReduceOp.MEAN, values)
+    for v, m in zip(model.non_trainable_variables, means):
+        v.assign(m)
+
+
+def _guarded_inference(model, images):
+    """Inference that tolerates the empty per-replica batch a finite eval set can
+    produce on its last step (some CPU kernels reject a zero batch)."""
+    num_classes = int(model.outputs[0].shape[-1])
+    return tf.cond(tf.shape(images)[0] > 0,
+                   lambda: tf.cast(model(images, training=False), tf.float32),
+                   lambda: tf.zeros([0, num_classes], tf.float32))
+
+
+def eval_step(batch, *, model, ema_model):
+    """Sums for test loss and top-1/top-5 of the online and EMA models."""
+    labels = batch["label"]
+    logits = _guarded_inference(model, batch["image"])
+    ema_logits = (_guarded_inference(ema_model, batch["image"])
+                  if ema_model is not None else logits)
+    sums = {"loss_sum": tf.reduce_sum(losses.cross_entropy(labels, logits)),
+            "count": tf.cast(tf.shape(labels)[0], tf.float32)}
+    sums.update(metrics.classification_sums(labels=labels, logits=logits))
+    sums.update(metrics.classification_sums(labels=labels, logits=ema_logits, prefix="ema_"))
+    return sums
+
+
+def _reduce_sums(strategy, per_replica: dict) -> dict:
+    return {k: strategy.reduce(tf.distribute.ReduceOp.SUM, v, axis=None)
+            for k, v in per_replica.items()}
+
+
+def make_train_block(*, strategy, replica_step, after_update=None, example_sums):
+    """Compiles `num_steps` training steps into one tf.function.
+
+    replica_step(batch) -> sums runs under strategy.run; after_update() runs in
+    cross-replica context after every step (EMA update). `example_sums` gives
+    the structure of the sums (keys) so the loop carries fixed-shape totals.
+    """
+    keys = sorted(example_sums)
+
+    @tf.function
+    def train_block(iterator, num_steps):
+        totals = {k: tf.constant(0.0, tf.float32) for k in keys}
+        for _ in tf.range(num_steps):
+            batch = next(iterator)
+            per_replica = strategy.run(replica_step, args=(batch,))
+            if after_update is not None:
+                after_update()
+            step_sums = _reduce_sums(strategy, per_replica)
+            totals = {k: totals[k] + step_sums[k] for k in keys}
+        return totals
+
+    return train_block
+
+
+def make_evaluate(*, strategy, replica_eval_step, example_sums):
+    """Compiles one full pass over a finite distributed evaluation dataset."""
+    keys = sorted(example_sums)
+
+    @tf.function
+    def evaluate(dist_dataset):
+        totals = {k: tf.constant(0.0, tf.float32) for k in keys}
+        for batch in dist_dataset:
+            step_sums = _reduce_sums(strategy, strategy.run(replica_eval_step, args=(batch,)))
+            totals = {k: totals[k] + step_sums[k] for k in keys}
+        return totals
+
+    return evaluate
+
+
+def make_ema_update(*, ema_model, model, decay):
+    """Closure doing the EMA step over all variables (cross-replica context)."""
+    ema_vars, online_vars = list(ema_model.variables), list(model.variables)
+
+    def after_update():
+        ema_lib.ema_update(ema_vars, online_vars, decay=decay)
+
+    return after_update
+
+
+TRAIN_SUM_KEYS = ("loss_sum", "xe_sum", "wd_sum", "count", "correct")
+EVAL_SUM_KEYS = ("loss_sum", "count", "correct", "correct_top5", "ema_correct",
+                 "ema_correct_top5")

@@ -1,0 +1,70 @@
+"""TensorBoard scalars and the one-line progress report of every block.
+
+Scalar names are the reference's (spec section 9.3). The x-axis is, by default,
+thousandths of a labeled epoch, so curves of runs with different batch sizes
+line up.
+"""
+
+import sys
+
+import tensorflow as tf
+from tensorflow.core.framework import summary_pb2
+
+
+def _scalar_metadata() -> bytes:
+    """What tensorboard's `tf.summary.scalar` attaches, built without importing
+    tensorboard (not a dependency): plugin "scalars", data class SCALAR."""
+    meta = summary_pb2.SummaryMetadata()
+    meta.plugin_data.plugin_name = "scalars"
+    meta.data_class = summary_pb2.DATA_CLASS_SCALAR
+    return meta.SerializeToString()
+
+
+_SCALAR_METADATA = _scalar_metadata()
+
+
+def summary_x(step: int, *, steps_per_epoch: float, with_epoch: bool = True) -> int:
+    """x-axis value: int(step / steps_per_epoch * 1000), or the step itself."""
+    return int(step / steps_per_epoch * 1000) if with_epoch else int(step)
+
+
+class Summaries:
+    """A scalar writer into `log_dir`; a no-op on non-chief workers."""
+
+    def __init__(self, *, log_dir: str, enabled: bool = True):
+        self._writer = tf.summary.create_file_writer(log_dir) if enabled else None
+
+    def scalars(self, x: int, values: dict) -> None:
+        if self._writer is None:
+            return
+        with self._writer.as_default(step=int(x)):
+            for name, value in values.items():
+                tf.summary.write(name, tf.constant(float(value), tf.float32),
+                                 metadata=_SCALAR_METADATA)
+        self._writer.flush()
+
+    def close(self):
+        if self._writer is not None:
+            self._writer.close()
+
+
+def format_duration(seconds: float) -> str:
+    seconds = max(0, int(round(seconds)))
+    h, rem = divmod(seconds, 3600)
+    m, s = divmod(rem, 60)
+    return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
+
+
+def progress_line(*, step: int, total_steps: int, epoch: float, loss: float,
+                  images_per_sec: float, eta_seconds: float, top1=None) -> str:
+    """e.g. `step 200/1000 (20.0%) epoch 12.50 loss 1.2345 img/s 812.3 top1 45.10% ETA 1:02`."""
+    line = (f"step {step}/{total_steps} ({100.0 * step / total_steps:.1f}%) "
+            f"epoch {epoch:.2f} loss {loss:.4f} img/s {images_per_sec:.1f}")
+    if top1 is not None:
+        line += f" top1 {100.0 * top1:.2f}%"
+    return line + f" ETA {format_duration(eta_seconds)}"
+
+
+def print_progress(line: str, stream=None) -> None:
+    stream = stream or sys.stderr
+    print(line, file=stream, flush=True)

@@ -1,0 +1,105 @@
+"""The engine end to end on synthetic data: loss goes down, outputs, resume."""
+
+import json
+import os
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from fixmatch.models import build_model
+from fixmatch.train import loop, schedule
+from fixmatch.train.strategy import select_strategy
+
+SIZE, CLASSES = 16, 3
+
+
+def synthetic(n, seed):
+    """Classes differ by mean colour: learnable in a few dozen steps."""
+    rng = np.random.default_rng(seed)
+    labels = rng.integers(0, CLASSES, n)
+    images = rng.normal(scale=0.5, size=(n, SIZE, SIZE, 3)).astype("float32")
+    images[..., 0] += (labels - 1.0)[:, None, None]
+    return {"image": images, "label": labels.astype("int64")}
+
+
+TRAIN, VAL = synthetic(96, 0), synthetic(40, 1)
+
+
+def train_fn(ctx):
+    ds = tf.data.Dataset.from_tensor_slices(TRAIN).repeat().shuffle(96, seed=0)
+    return ds.batch(ctx.get_per_replica_batch_size(16), drop_remainder=True)
+
+
+def eval_fn(ctx):
+    return tf.data.Dataset.from_tensor_slices(VAL).batch(ctx.get_per_replica_batch_size(16))
+
+
+def run(model_dir, *, total_steps, lines, **kw):
+    spe = schedule.steps_per_epoch(num_labeled=96, global_batch_size=16)
+    config = loop.LoopConfig(model_dir=str(model_dir), total_steps=total_steps,
+                             steps_per_run=kw.pop("steps_per_run", 10), steps_per_epoch=spe,
+                             global_batch_size=16, ema_decay=0.8, keep_checkpoints=2, **kw)
+    lr = schedule.EpochSchedule(schedule.create_learning_rate_fn(
+        base_lr=0.8, global_batch_size=16, steps_per_epoch=spe, use_warmup=True,
+        warmup_epochs=1, decay_rate=0.1, decay_epochs=[8]))
+    return loop.train_and_evaluate(
+        strategy=select_strategy(environ={}), config=config,
+        model_fn=lambda: build_model("resnet_tiny", num_classes=CLASSES, image_size=SIZE),
+        learning_rate=lr, train_dataset_fn=train_fn, eval_dataset_fn=eval_fn,
+        log=lines.append)
+
+
+def read_scalars(log_dir):
+    tags = {}
+    for name in os.listdir(log_dir):
+        for event in tf.compat.v1.train.summary_iterator(os.path.join(log_dir, name)):
+            for value in event.summary.value:
+                tags.setdefault(value.tag, []).append(
+                    (event.step, float(tf.make_ndarray(value.tensor))))
+    return tags
+
+
+def test_training_lowers_loss_and_writes_outputs(tmp_path):
+    lines = []
+    result = run(tmp_path, total_steps=30, lines=lines)
+    losses = [float(line.split(" loss ")[1].split()[0]) for line in lines]
+    assert len(losses) == 3 and losses[-1] < losses[0]
+    assert "step 30/30" in lines[-1] and "ETA" in lines[-1] and "img/s" in lines[-1]
+    assert result["steps"] == 30 and result["eval_examples"] == 40
+    for key in ("top1", "top5", "online_top1", "ema_top1", "ema_top5", "wall_time_s",
+                "images_per_sec"):
+        assert result[key] is not None
+    assert 0.0 <= result["top1"] <= 1.0
+    on_disk = json.loads((tmp_path / "metrics.json").read_text())
+    assert on_disk["steps"] == 30
+    kept = sorted(p.name for p in tmp_path.glob("checkpoint-*.index"))
+    assert kept == ["checkpoint-20.index", "checkpoint-30.index"]
+    scalars = read_scalars(tmp_path / "summaries")
+    for tag in ("train/loss", "train/accuracy", "train/learning_rate",
+                "train/steps_per_second", "train/cur_epoch", "images/s", "test/loss",
+                "test/accuracy", "test/accuracy_top5", "test/ema_accuracy",
+                "test/ema_accuracy_top5"):
+        assert len(scalars[tag]) == 3, tag
+    # x-axis in thousandths of an epoch (6 steps per epoch): step 30 -> 5000.
+    assert max(step for step, _ in scalars["train/cur_epoch"]) == 5000
+
+
+def test_restart_resumes_from_checkpoint_and_finishes_exactly(tmp_path):
+    lines = []
+    run(tmp_path, total_steps=10, lines=lines, steps_per_run=4)
+    assert [line.split()[1] for line in lines if line.startswith("step")] == [
+        "4/10", "8/10", "10/10"]
+    lines.clear()
+    result = run(tmp_path, total_steps=14, lines=lines, steps_per_run=4)
+    assert lines[0].startswith("restored") and "(step 10)" in lines[0]
+    assert result["steps"] == 14 and result["steps_this_run"] == 4
+
+
+def test_loop_config_rejects_bad_values():
+    with pytest.raises(ValueError, match="steps_per_run.*0"):
+        loop.LoopConfig(model_dir="x", total_steps=1, steps_per_run=0, steps_per_epoch=1.0,
+                        global_batch_size=1)
+    with pytest.raises(ValueError, match="ema_decay.*1.5"):
+        loop.LoopConfig(model_dir="x", total_steps=1, steps_per_run=1, steps_per_epoch=1.0,
+                        global_batch_size=1, ema_decay=1.5)

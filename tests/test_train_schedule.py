@@ -1,0 +1,83 @@
+"""Learning-rate schedule: values at chosen steps equal the spec-7 formula."""
+
+import math
+
+import pytest
+
+from fixmatch.train import schedule
+
+
+def lr_at(fn, step):
+    return float(fn(step))
+
+
+def make(**kw):
+    args = dict(base_lr=0.1, global_batch_size=1024, steps_per_epoch=125.1,
+                use_warmup=True, warmup_epochs=50, decay_rate=0.1, decay_epochs=500)
+    args.update(kw)
+    return schedule.create_learning_rate_fn(**args)
+
+
+def test_reference_example_arithmetic():
+    # Spec 8: B = 1024 on a 10% fold -> lr 0.4, 125.1 steps/epoch, 375,340 steps.
+    spe = schedule.steps_per_epoch(num_labeled=128116, global_batch_size=1024)
+    assert spe == pytest.approx(125.11328125)
+    assert schedule.total_steps(steps_per_epoch=spe, num_epochs=3000) == 375340
+    assert schedule.scaled_base_lr(base_lr=0.1, global_batch_size=1024) == pytest.approx(0.4)
+    assert schedule.total_steps(steps_per_epoch=spe, num_epochs=3000, max_steps=7) == 7
+
+
+@pytest.mark.parametrize("step", [0, 1, 100, 3127, 6254])
+def test_warmup_is_linear_in_fractional_epochs(step):
+    fn = make(steps_per_epoch=125.1)
+    epoch = step / 125.1
+    assert lr_at(fn, step) == pytest.approx(0.4 * epoch / 50, rel=1e-5, abs=1e-9)
+
+
+@pytest.mark.parametrize("epoch,decays", [(50.5, 0), (499.9, 0), (500.0, 1), (1234.0, 2),
+                                          (2999.0, 5)])
+def test_staircase_counts_from_epoch_zero(epoch, decays):
+    fn = make(steps_per_epoch=100.0)
+    step = int(round(epoch * 100))
+    assert lr_at(fn, step) == pytest.approx(0.4 * 0.1 ** decays, rel=1e-5)
+
+
+def test_staircase_without_warmup_starts_at_base():
+    fn = make(use_warmup=False, steps_per_epoch=10.0, decay_epochs=3, decay_rate=0.5)
+    assert lr_at(fn, 0) == pytest.approx(0.4)
+    assert lr_at(fn, 29) == pytest.approx(0.4)
+    assert lr_at(fn, 30) == pytest.approx(0.2)
+    assert lr_at(fn, 61) == pytest.approx(0.1)
+
+
+def test_list_of_boundaries_is_piecewise_constant():
+    fn = make(use_warmup=True, warmup_epochs=1, steps_per_epoch=10.0,
+              decay_epochs=[3, 7], decay_rate=0.1, base_lr=0.256, global_batch_size=256)
+    assert lr_at(fn, 5) == pytest.approx(0.256 * 0.5)   # warm-up, epoch 0.5
+    assert lr_at(fn, 10) == pytest.approx(0.256)
+    assert lr_at(fn, 29) == pytest.approx(0.256)
+    assert lr_at(fn, 30) == pytest.approx(0.0256)
+    assert lr_at(fn, 69) == pytest.approx(0.0256)
+    assert lr_at(fn, 70) == pytest.approx(0.00256)
+
+
+def test_lr_scales_with_global_labeled_batch():
+    small = make(global_batch_size=256, use_warmup=False)
+    big = make(global_batch_size=2048, use_warmup=False)
+    assert lr_at(big, 10) == pytest.approx(8 * lr_at(small, 10))
+
+
+def test_schedule_from_hparams_uses_reference_keys():
+    hp = {"learning_rate": {"base_lr": 0.1, "use_warmup": True, "warmup_epochs": 5,
+                            "decay_rate": 0.1, "decay_epochs": 50}}
+    sched = schedule.schedule_from_hparams(hp, global_batch_size=512, steps_per_epoch=20.0)
+    assert float(sched(20 * 60)) == pytest.approx(0.2 * 0.1)
+    assert float(sched(20 * 2.5)) == pytest.approx(0.2 * 0.5)
+
+
+def test_bad_counts_are_rejected_with_the_value():
+    with pytest.raises(ValueError, match="num_labeled.*0"):
+        schedule.steps_per_epoch(num_labeled=0, global_batch_size=8)
+    with pytest.raises(ValueError, match="global_batch_size.*-1"):
+        schedule.steps_per_epoch(num_labeled=10, global_batch_size=-1)
+    assert math.isclose(schedule.steps_per_epoch(num_labeled=10, global_batch_size=4), 2.5)
