@@ -1,0 +1,81 @@
+"""Geometric primitive ops (Rotate, ShearX/Y, TranslateX/Y, Rescale) on one uint8 [H, W, 3] image.
+
+All warps go through `tf.raw_ops.ImageProjectiveTransformV3` (core TF, no tensorflow-addons) with
+nearest-neighbour sampling. The transform maps an *output* pixel (x, y) to the *input* location
+((a0 x + a1 y + a2) / k, (b0 x + b1 y + b2) / k), k = c0 x + c1 y + 1.
+
+Gray fill. The reference appends a constant-1 channel, warps with zero fill, and paints gray
+(128, 128, 128) wherever that channel became 0. With nearest sampling the extra channel is 0 exactly
+when the rounded source location lies outside the image, which is exactly when the kernel's
+CONSTANT fill mode emits `fill_value`; so warping with `fill_value=128` is the same result without
+the extra channel, the concat and the select (tests/test_augment_ops.py checks the equivalence).
+"""
+
+import math
+
+import tensorflow as tf
+
+GRAY = 128.0
+
+
+def _warp(image, transform):
+  """Applies one 8-parameter projective transform (float32 [8]) with nearest sampling, gray fill."""
+  out = tf.raw_ops.ImageProjectiveTransformV3(
+      images=image[None],
+      transforms=tf.cast(transform, tf.float32)[None],
+      output_shape=tf.shape(image)[:2],
+      fill_value=GRAY,
+      interpolation="NEAREST",
+      fill_mode="CONSTANT")
+  return out[0]
+
+
+def _affine(a0, a1, a2, b0, b1, b2):
+  zero = tf.constant(0.0)
+  return tf.stack([tf.cast(v, tf.float32) for v in (a0, a1, a2, b0, b1, b2)] + [zero, zero])
+
+
+def rotate(image, degrees):
+  """Rotates counter-clockwise (as PIL's Image.rotate) by `degrees` about the image centre."""
+  radians = tf.cast(degrees, tf.float32) * (math.pi / 180.0)
+  height = tf.cast(tf.shape(image)[0], tf.float32)
+  width = tf.cast(tf.shape(image)[1], tf.float32)
+  cx, cy = (width - 1.0) / 2.0, (height - 1.0) / 2.0
+  cos, sin = tf.cos(radians), tf.sin(radians)
+  # x_in = cos (x - cx) - sin (y - cy) + cx ; y_in = sin (x - cx) + cos (y - cy) + cy
+  return _warp(image, _affine(cos, -sin, cx - cos * cx + sin * cy,
+                              sin, cos, cy - sin * cx - cos * cy))
+
+
+def shear_x(image, shear):
+  """x_in = x + shear * y."""
+  return _warp(image, _affine(1.0, shear, 0.0, 0.0, 1.0, 0.0))
+
+
+def shear_y(image, shear):
+  """y_in = shear * x + y."""
+  return _warp(image, _affine(1.0, 0.0, 0.0, shear, 1.0, 0.0))
+
+
+def translate_x(image, pixels):
+  """Shifts the content by -pixels along x (x_in = x + pixels)."""
+  return _warp(image, _affine(1.0, 0.0, pixels, 0.0, 1.0, 0.0))
+
+
+def translate_y(image, pixels):
+  """Shifts the content by -pixels along y (y_in = y + pixels)."""
+  return _warp(image, _affine(1.0, 0.0, 0.0, 0.0, 1.0, pixels))
+
+
+def rescale(image, level):
+  """Drops the first floor(0.25 level H) rows and floor(0.25 level W) columns, bicubic back to H x W.
+
+  The resize output is saturated to uint8 (clip, then truncate), as the reference.
+  """
+  shape = tf.shape(image)
+  scale = 0.25 * tf.cast(level, tf.float32)
+  top = tf.cast(scale * tf.cast(shape[0], tf.float32), tf.int32)
+  left = tf.cast(scale * tf.cast(shape[1], tf.float32), tf.int32)
+  resized = tf.image.resize(image[top:, left:], shape[:2], method="bicubic")
+  out = tf.saturate_cast(resized, tf.uint8)
+  return tf.ensure_shape(out, image.shape)
