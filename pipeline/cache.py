@@ -252,10 +252,15 @@ class CachedTask(luigi.Task):
 
     @property
     def root_path(self) -> str:
-        root = str(self.root)
-        if is_remote(root):
-            return root.rstrip("/")
-        return os.path.abspath(os.path.expanduser(root))
+        """`root` made absolute once, so a stage that changes the working directory cannot
+        move where its output gets published."""
+        cached = self.__dict__.get("_root_path")
+        if cached is None:
+            root = str(self.root)
+            cached = root.rstrip("/") if is_remote(root) else os.path.abspath(
+                os.path.expanduser(root))
+            self.__dict__["_root_path"] = cached
+        return cached
 
     @property
     def stage_dir(self) -> str:
@@ -267,7 +272,8 @@ class CachedTask(luigi.Task):
 
     @property
     def work_dir(self) -> str:
-        """Persistent scratch for this fingerprint (not created here; survives failed runs)."""
+        """Persistent scratch for this fingerprint (created by the stage if it wants one; it
+        survives failed runs and is only used under this fingerprint's lock)."""
         return join(self.stage_dir, self.fingerprint + ".work")
 
     def output(self) -> StageOutput:
