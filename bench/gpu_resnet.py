@@ -24,8 +24,10 @@ SMOKE = dict(model="resnet_tiny", image_size=32, batch_size=16, num_classes=10,
 
 
 def parse_args(argv):
+    # No abbreviations: --smoke must see exactly which flags were given explicitly.
     parser = argparse.ArgumentParser(
-        description="ResNet training images/s on synthetic data (" + ANCHOR + ").")
+        description="ResNet training images/s on synthetic data (" + ANCHOR + ").",
+        allow_abbrev=False)
     parser.add_argument("--model", default="resnet50")
     parser.add_argument("--image_size", type=int, default=224)
     parser.add_argument("--batch_size", type=int, default=256, help="images per step")
