@@ -62,7 +62,7 @@ def train_step(batch, *, model, optimizer, grad_fn, sync_model_state=False,
 def sync_non_trainable(model):
     """Replica context: set every non-trainable variable to its cross-replica mean."""
     ctx = tf.distribute.get_replica_context()
-    values = [v.value for v in model.non_trainable_variables]
+    values = [tf.identity(v.value) for v in model.non_trainable_variables]
     if not values:
         return
     means = ctx.all_reduce(tf.distribute.ReduceOp.MEAN, values)

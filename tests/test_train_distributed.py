@@ -1,0 +1,169 @@
+"""The engine under tf.distribute: MirroredStrategy on two logical CPUs matches
+one device, and two local processes train together under
+MultiWorkerMirroredStrategy.
+
+Logical devices and TF_CONFIG must be in place before TensorFlow initialises,
+so every run is a fresh subprocess executing this file as a script.
+"""
+
+import json
+import os
+import socket
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+SIZE, CLASSES, GLOBAL_BATCH = 16, 3, 16
+
+
+def _env(**extra):
+    env = dict(os.environ, PYTHONPATH=ROOT, TF_CPP_MIN_LOG_LEVEL="2", CUDA_VISIBLE_DEVICES="")
+    env.pop("TF_CONFIG", None)
+    env.update(extra)
+    return env
+
+
+def _launch(mode, model_dir, out, env):
+    return subprocess.Popen([sys.executable, __file__, mode, str(model_dir), str(out)],
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True)
+
+
+def _finish(proc, timeout=300):
+    output, _ = proc.communicate(timeout=timeout)
+    assert proc.returncode == 0, output[-3000:]
+    return output
+
+
+def test_two_replicas_match_one_device(tmp_path):
+    results = {}
+    for mode in ("one", "two"):
+        out = tmp_path / f"{mode}.json"
+        _finish(_launch(f"mirrored-{mode}", tmp_path / mode, out, _env()))
+        results[mode] = json.loads(out.read_text())
+    one, two = results["one"], results["two"]
+    assert one["num_replicas"] == 1 and two["num_replicas"] == 2
+    np.testing.assert_allclose(two["block_losses"], one["block_losses"], rtol=1e-4)
+    np.testing.assert_allclose(two["weights_digest"], one["weights_digest"], rtol=1e-4)
+
+
+def _free_ports(n):
+    socks = [socket.socket() for _ in range(n)]
+    for s in socks:
+        s.bind(("127.0.0.1", 0))
+    ports = [s.getsockname()[1] for s in socks]
+    for s in socks:
+        s.close()
+    return ports
+
+
+def test_two_workers_train_together(tmp_path):
+    workers = [f"127.0.0.1:{p}" for p in _free_ports(2)]
+    procs = []
+    for index in range(2):
+        tf_config = {"cluster": {"worker": workers}, "task": {"type": "worker", "index": index}}
+        procs.append(_launch("multiworker", tmp_path / "model", tmp_path / f"w{index}.json",
+                             _env(TF_CONFIG=json.dumps(tf_config))))
+    try:
+        outputs = [_finish(p) for p in procs]
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+    chief = json.loads((tmp_path / "w0.json").read_text())
+    other = json.loads((tmp_path / "w1.json").read_text())
+    assert chief["num_replicas"] == 2 and other["num_replicas"] == 2, outputs
+    assert chief["steps"] == 4 and other["steps"] == 4
+    assert chief["eval_examples"] == 40  # the whole validation set, across both workers
+    assert (tmp_path / "model" / "metrics.json").exists()
+    assert sorted(p.name for p in (tmp_path / "model").glob("checkpoint-*.index")) == [
+        "checkpoint-2.index", "checkpoint-4.index"]
+    assert not list((tmp_path / "model").glob(".tmp-worker-*"))
+    np.testing.assert_allclose(chief["weights_digest"], other["weights_digest"], rtol=1e-6)
+
+
+# ---------------------------------------------------------------------------
+# Subprocess side
+
+
+def _main(mode, model_dir, out):
+    import tensorflow as tf
+
+    if mode == "mirrored-two":
+        cpu = tf.config.list_physical_devices("CPU")[0]
+        tf.config.set_logical_device_configuration(
+            cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+    import keras
+
+    from fixmatch.models import build_model
+    from fixmatch.train import loop, schedule
+    from fixmatch.train.strategy import select_strategy
+
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, CLASSES, 64).astype("int64")
+    images = rng.normal(size=(64, SIZE, SIZE, 3)).astype("float32")
+    images[..., 0] += (labels - 1.0)[:, None, None]
+
+    def train_fn(ctx):
+        ds = tf.data.Dataset.from_tensor_slices({"image": images, "label": labels})
+        ds = ds.shard(ctx.num_input_pipelines, ctx.input_pipeline_id).repeat()
+        return ds.batch(ctx.get_per_replica_batch_size(GLOBAL_BATCH), drop_remainder=True)
+
+    def eval_fn(ctx):
+        ds = tf.data.Dataset.from_tensor_slices({"image": images[:40], "label": labels[:40]})
+        ds = ds.shard(ctx.num_input_pipelines, ctx.input_pipeline_id)
+        return ds.batch(ctx.get_per_replica_batch_size(GLOBAL_BATCH))
+
+    if mode.startswith("mirrored"):
+        devices = ["/cpu:0", "/cpu:1"] if mode == "mirrored-two" else None
+        strategy = select_strategy(devices=devices, environ={})
+
+        def model_fn():  # no BatchNorm: per-replica batch statistics would differ
+            keras.utils.set_random_seed(0)
+            reg = keras.regularizers.L2(3e-4)
+            inputs = keras.Input((SIZE, SIZE, 3))
+            x = keras.layers.Conv2D(8, 3, strides=2, activation="relu",
+                                    kernel_regularizer=reg)(inputs)
+            x = keras.layers.GlobalAveragePooling2D()(x)
+            return keras.Model(inputs, keras.layers.Dense(CLASSES, kernel_regularizer=reg)(x))
+        total, per_run = 3, 1
+    else:
+        strategy = select_strategy()
+
+        def model_fn():
+            keras.utils.set_random_seed(0)
+            return build_model("resnet_tiny", num_classes=CLASSES, image_size=SIZE)
+        total, per_run = 4, 2
+
+    spe = schedule.steps_per_epoch(num_labeled=64, global_batch_size=GLOBAL_BATCH)
+    config = loop.LoopConfig(model_dir=model_dir, total_steps=total, steps_per_run=per_run,
+                             steps_per_epoch=spe, global_batch_size=GLOBAL_BATCH,
+                             ema_decay=0.5, keep_checkpoints=2, summaries_with_epoch=False)
+    lr = schedule.EpochSchedule(schedule.create_learning_rate_fn(
+        base_lr=1.6, global_batch_size=GLOBAL_BATCH, steps_per_epoch=spe, use_warmup=False,
+        warmup_epochs=0, decay_rate=0.1, decay_epochs=100))
+    models = []
+
+    def recording_model_fn():
+        models.append(model_fn())
+        return models[-1]
+
+    lines = []
+    result = loop.train_and_evaluate(strategy=strategy, config=config,
+                                     model_fn=recording_model_fn, learning_rate=lr,
+                                     train_dataset_fn=train_fn, eval_dataset_fn=eval_fn,
+                                     log=lines.append)
+    result["block_losses"] = [float(line.split(" loss ")[1].split()[0])
+                              for line in lines if line.startswith("step")]
+    result["weights_digest"] = [float(np.abs(v.numpy()).sum()) for v in models[0].weights]
+    with open(out, "w") as f:
+        json.dump(result, f)
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, ROOT)
+    _main(*sys.argv[1:4])
