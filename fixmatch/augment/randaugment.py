@@ -68,7 +68,7 @@ class RandAugment:
 
   def apply(self, image, op_indices, levels, applied):
     """Applies layer i as `RANDAUGMENT_OPS[op_indices[i]]` at `levels[i]` where `applied[i]`."""
-    _check_image(image)
+    registry.check_image(image)
     for layer in range(self.num_layers):
       index = tf.where(applied[layer], op_indices[layer], registry.RANDAUGMENT_IDENTITY)
       image = registry.apply_indexed(registry.RANDAUGMENT_OPS, index, image, levels[layer])
@@ -77,9 +77,3 @@ class RandAugment:
   def __call__(self, image):
     return self.apply(image, *self.sample())
 
-
-def _check_image(image):
-  if image.dtype != tf.uint8 or (image.shape.rank is not None and image.shape.rank != 3):
-    raise TypeError(f"augmentation expects one uint8 image [H, W, 3], got dtype {image.dtype.name} "
-                    f"and shape {image.shape}; apply it per image (inside Dataset.map) before "
-                    f"the float conversion")

@@ -170,6 +170,14 @@ def level_ops(table):
   return [_bind(table, name, policy) for name, _ in table]
 
 
+def check_image(image):
+  """Raises TypeError unless `image` is one uint8 [H, W, C] image (checked at trace time)."""
+  if image.dtype != tf.uint8 or (image.shape.rank is not None and image.shape.rank != 3):
+    raise TypeError(f"augmentation expects one uint8 image [H, W, 3], got dtype {image.dtype.name} "
+                    f"and shape {image.shape}; apply it per image (inside Dataset.map) before "
+                    f"the float conversion")
+
+
 def apply_indexed(table, index, image, level):
   """Applies `table[index]` (int32 scalar tensor) at `level`; only that branch runs.
 
