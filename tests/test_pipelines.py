@@ -12,6 +12,8 @@ import tensorflow as tf
 from PIL import Image
 
 from fixmatch.augment import weak
+from fixmatch.augment.ctaugment import CTAPolicy
+from fixmatch.augment.randaugment import RandAugment
 from fixmatch.data import pipelines, schema
 
 SIZE = 16
@@ -117,6 +119,38 @@ def test_unlabeled_weak_views_are_random_crops(split_dir):
                                      strong=_invert, seed=1)
     views = [v.tobytes() for b in ds.take(4) for v in b["unsup_image"].numpy()]
     assert len(set(views)) == len(views)
+
+
+def test_unlabeled_with_randaugment(split_dir):
+    # Never-applied layers: the strong view must equal the weak view pixel for pixel.
+    off = pipelines.unlabeled_dataset(split_dir, image_size=SIZE, batch_size=6,
+                                      strong=RandAugment(prob_to_apply=0.0))
+    batch = _first(off)
+    np.testing.assert_array_equal(batch["unsup_aug_image"], batch["unsup_image"])
+    ds = pipelines.unlabeled_dataset(split_dir, image_size=SIZE, batch_size=6,
+                                     strong=RandAugment(prob_to_apply=1.0, magnitude=1.0))
+    changed = 0
+    for batch in ds.take(2):
+        aug = batch["unsup_aug_image"].numpy()
+        assert aug.shape == (6, SIZE, SIZE, 3) and aug.dtype == np.float32
+        assert -1.0 <= aug.min() and aug.max() <= 1.0
+        changed += int(np.sum(np.any(aug != batch["unsup_image"].numpy(), axis=(1, 2, 3))))
+    assert changed >= 6  # 2 layers always applied: most pairs differ (Identity is 1/16)
+
+
+def test_labeled_with_ctaugment_strong_and_probes(split_dir):
+    policy = CTAPolicy()
+    ds = pipelines.labeled_dataset(split_dir, image_size=SIZE, batch_size=5,
+                                   strong=policy.strong, probe=policy.probe)
+    for batch in ds.take(2):
+        batch = {k: v.numpy() for k, v in batch.items()}
+        assert set(batch) == {"image", "label", "probe_image", "probe_op_indices",
+                              "probe_op_args"}
+        assert batch["probe_image"].shape == (5, SIZE, SIZE, 3)
+        assert -1.0 <= batch["probe_image"].min() and batch["probe_image"].max() <= 1.0
+        assert batch["probe_op_indices"].shape == (5, 2)
+        assert 0 <= batch["probe_op_indices"].min() and batch["probe_op_indices"].max() < 19
+        assert 0.0 <= batch["probe_op_args"].min() and batch["probe_op_args"].max() < 1.0
 
 
 def _eval_batches(split_dir, batch_size, **kwargs):
@@ -228,6 +262,16 @@ _MIRRORED_SCRIPT = textwrap.dedent("""
             assert part.shape[0] <= 2, part.shape
             labels += part.numpy().tolist()
     assert sorted(labels) == list(range(7)), labels
+    from fixmatch.augment.ctaugment import CTAPolicy
+    policy = CTAPolicy()  # host-local: created outside the strategy scope
+    probes = pipelines.distribute(strategy, functools.partial(
+        pipelines.labeled_dataset, split_dir, image_size=8, probe=policy.probe),
+        global_batch_size=4)
+    batch = next(iter(probes))
+    for key, shape in (("image", (2, 8, 8, 3)), ("probe_image", (2, 8, 8, 3)),
+                       ("probe_op_indices", (2, 2)), ("label", (2,))):
+        shapes = [tuple(t.shape) for t in strategy.experimental_local_results(batch[key])]
+        assert shapes == [shape] * 2, (key, shapes)
     print("MIRRORED-OK")
 """)
 
