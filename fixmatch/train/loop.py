@@ -64,7 +64,8 @@ class LoopConfig:
 @dataclasses.dataclass
 class CTAHooks:
     """CTAugment in the engine: state (created in strategy scope), host policy,
-    and the per-replica probe update `update_fn(batch, probe_model) -> sums`."""
+    and the per-replica probe update `update_fn(batch, *, probe_model,
+    online_model) -> sums` (see cta_hooks.py)."""
 
     state: object
     policy: object
@@ -121,7 +122,8 @@ def train_and_evaluate(*, strategy, config: LoopConfig, model_fn, learning_rate,
     if config.use_xla:
         grad_fn = tf.function(grad_fn, jit_compile=True)
     probe_model = ema_model if ema_model is not None else model
-    after_step = (functools.partial(cta.update_fn, probe_model=probe_model) if cta else None)
+    after_step = (functools.partial(cta.update_fn, probe_model=probe_model, online_model=model)
+                  if cta else None)
     replica_step = functools.partial(
         steps.train_step, model=model, optimizer=optimizer, grad_fn=grad_fn,
         sync_model_state=num_replicas > 1, after_step=after_step)
