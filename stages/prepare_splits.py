@@ -1,0 +1,263 @@
+"""Build a split directory (labeled / unlabeled / validation TFRecords) with Beam.
+
+    python -m stages.prepare_splits --input DATA --output OUT --split frac10.seed1
+    python -m stages.prepare_splits --input gs://b/imagenet --output gs://b/splits/s1 \
+        --split fixmatch_10pct.1 --runner=DataflowRunner --project=P --region=R \
+        --temp_location=gs://b/tmp --setup_file=./setup.py
+
+Flags this module does not know are Beam pipeline options. Two Beam passes:
+pass 1 lists the input and plans every record (small references only); run()
+then checks the plan (named-list coverage, class consistency) before pass 2
+decodes each image once and writes the shards. run() writes classes.txt,
+rejected.jsonl and finally manifest.json, so a directory with a manifest is
+complete.
+"""
+
+import json
+import logging
+import os
+import sys
+import time
+
+from absl import flags
+
+import fixmatch
+from fixmatch.data import schema
+from fixmatch.splitting import layout as layout_lib
+from fixmatch.splitting import names as names_lib
+from fixmatch.splitting import plan_transforms, selection, sources, write_transforms
+
+_LOG = logging.getLogger(__name__)
+FORMAT_VERSION = 1
+WORK = ".work"
+
+# Private flag registry: other stages define --input/--output too, and all of
+# them are importable in one process (the Luigi pipeline).
+_FLAGS = flags.FlagValues()
+flags.DEFINE_string("input", None, "Image-folder data set or imagenet_to_gcs TFRecord dir "
+                    "(local or gs://).", flag_values=_FLAGS)
+flags.DEFINE_string("output", None, "Split directory to create (local or gs://).",
+                    flag_values=_FLAGS)
+flags.DEFINE_string("split", "frac10.seed1", "full | simclr_1pct | simclr_10pct | "
+                    "fixmatch_10pct.K (alias imagenet128116.K) | frac<P>.seed<N>",
+                    flag_values=_FLAGS)
+flags.DEFINE_bool("allow_missing", False, "Accept named-list entries that have no image "
+                  "in the input (e.g. a subset of ImageNet).", flag_values=_FLAGS)
+
+
+def parse_args(argv):
+    """argv (with program name) -> (run() keyword args, Beam pipeline args)."""
+    rest = _FLAGS(list(argv), known_only=True)
+    missing = [name for name in ("input", "output") if not _FLAGS[name].value]
+    if missing:
+        raise flags.IllegalFlagValueError(f"missing required flag(s): --{', --'.join(missing)}")
+    kwargs = {"input": _FLAGS.input, "output": _FLAGS.output, "split": _FLAGS.split,
+              "allow_missing": _FLAGS.allow_missing}
+    return kwargs, rest[1:]
+
+
+def pipeline_options(beam_args=None):
+    """(runner, PipelineOptions) for the job.
+
+    No --runner or DirectRunner: Beam's FnApiRunner in multi-process mode over
+    all cores (unless --direct_num_workers / --direct_running_mode say
+    otherwise). It is used directly because the DirectRunner first tries to
+    download the Prism runner binary. DataflowRunner: --setup_file defaults to
+    this package's setup.py so workers install the code and the split lists.
+    """
+    from apache_beam.options.pipeline_options import (DirectOptions, PipelineOptions,
+                                                      SetupOptions, StandardOptions)
+    args = list(beam_args or [])
+    options = PipelineOptions(args)
+    runner = options.view_as(StandardOptions).runner
+    given = " ".join(args)
+    if runner in (None, "DirectRunner", "FnApiRunner"):
+        direct = options.view_as(DirectOptions)
+        if "--direct_num_workers" not in given:
+            direct.direct_num_workers = 0
+        if "--direct_running_mode" not in given:
+            direct.direct_running_mode = ("in_memory" if direct.direct_num_workers == 1
+                                          else "multi_processing")
+        from apache_beam.runners.portability.fn_api_runner import FnApiRunner
+        return FnApiRunner(), options
+    if runner == "DataflowRunner":
+        setup = options.view_as(SetupOptions)
+        default_setup = os.path.join(_repo_root(), "setup.py")
+        if not setup.setup_file and os.path.exists(default_setup):
+            setup.setup_file = default_setup
+    return runner, options
+
+
+def _repo_root():
+    return os.path.dirname(os.path.dirname(os.path.abspath(fixmatch.__file__)))
+
+
+def _run_pipeline(build, beam_args, **kwargs):
+    import apache_beam as beam
+    runner, options = pipeline_options(beam_args)
+    # Local worker processes must import this package like the driver does.
+    path = os.environ.get("PYTHONPATH", "")
+    if _repo_root() not in path.split(os.pathsep):
+        os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (_repo_root(), path) if p)
+    pipeline = beam.Pipeline(runner=runner, options=options)
+    build(pipeline, **kwargs)
+    result = pipeline.run()
+    result.wait_until_finish()
+    return result
+
+
+def _fs():
+    from apache_beam.io.filesystems import FileSystems
+    return FileSystems
+
+
+def _read_json(path):
+    with _fs().open(path, compression_type="uncompressed") as f:
+        return json.loads(f.read().decode("utf-8"))
+
+
+def _read_lines(pattern):
+    lines = []
+    for meta in _fs().match([pattern])[0].metadata_list:
+        with _fs().open(meta.path, compression_type="uncompressed") as f:
+            lines += [ln for ln in f.read().decode("utf-8").splitlines() if ln.strip()]
+    return lines
+
+
+def _write_text(path, text):
+    tmp = f"{path}.tmp"
+    with _fs().create(tmp) as f:
+        f.write(text.encode("utf-8"))
+    _fs().rename([tmp], [path])
+
+
+def _delete_matching(patterns):
+    fs = _fs()
+    paths = [m.path for p in patterns for m in fs.match([p])[0].metadata_list]
+    if paths:
+        fs.delete(paths)
+
+
+def _prepare_output(output):
+    """Refuse a finished split; clear what an interrupted run of ours left."""
+    fs = _fs()
+    if fs.exists(f"{output}/manifest.json"):
+        raise layout_lib.SplitError(
+            f"{output} already holds a finished split (manifest.json); choose a new --output")
+    _delete_matching([f"{output}/{s}.tfrecord-*" for s in schema.SETS]
+                     + [f"{output}/classes.txt", f"{output}/rejected.jsonl"])
+    if fs.exists(f"{output}/{WORK}"):
+        fs.delete([f"{output}/{WORK}"])
+    if "://" not in output:
+        os.makedirs(output, exist_ok=True)
+
+
+def run(*, input, output, split, allow_missing=False, beam_args=None) -> dict:
+    """Build split `split` of `input` into `output`; returns the manifest dict."""
+    spec = names_lib.parse_split_name(split)
+    output = output.rstrip("/")
+    source = sources.inspect_source(input)
+    list_sha = selection.list_sha256(spec)
+    _prepare_output(output)
+    work = f"{output}/{WORK}"
+    started = time.time()
+
+    _run_pipeline(plan_transforms.build_plan_pipeline, beam_args,
+                  source=source, spec=spec, work_dir=work)
+    rows = _read_json(f"{work}/class_counts.json")
+    classes = layout_lib.class_names(rows, source.classes)
+    layout_lib.check_validation_classes(rows, classes)
+    coverage = None
+    if spec.kind == names_lib.LIST:
+        coverage = layout_lib.check_list_coverage(
+            list_names=selection.list_names(spec), matched=_read_json(f"{work}/matched_names.json"),
+            list_file=spec.list_file, allow_missing=allow_missing)
+    counts = layout_lib.per_set_class_counts(rows)
+    if not counts[schema.LABELED]:
+        raise layout_lib.SplitError(f"split {spec.name!r} selects no labeled image from {input}")
+    layout = layout_lib.shard_layout(counts)
+
+    _run_pipeline(write_transforms.build_write_pipeline, beam_args,
+                  plan_glob=f"{work}/plan/part*", out_dir=output, work_dir=work, layout=layout)
+    stats = _read_json(f"{work}/stats.json")
+    _complete_empty_shards(output, layout)
+    plan_rejected = _read_lines(f"{work}/plan_rejected/part*")
+    rejected = sorted(_read_lines(f"{work}/rejected/part*") + plan_rejected)
+    _write_text(f"{output}/classes.txt", "".join(c + "\n" for c in classes))
+    _write_text(f"{output}/rejected.jsonl", "".join(r + "\n" for r in rejected))
+    manifest = _manifest(spec=spec, split=split, source=source, classes=classes, layout=layout,
+                         stats=stats, rejected=rejected, plan_rejected=plan_rejected,
+                         coverage=coverage, list_sha=list_sha,
+                         allow_missing=allow_missing,
+                         fingerprint=_read_json(f"{work}/fingerprint.json"))
+    _fs().delete([work if "://" not in work else work + "/"])
+    manifest["seconds"] = round(time.time() - started, 1)
+    _write_text(f"{output}/manifest.json", json.dumps(manifest, indent=2, sort_keys=True))
+    return manifest
+
+
+def _complete_empty_shards(output, layout):
+    """A shard whose every image was rejected still exists (as an empty file)."""
+    from fixmatch.splitting import shards
+    fs = _fs()
+    for set_name, info in layout.items():
+        for i in range(info["shards"]):
+            path = f"{output}/{shards.shard_name(set_name, i, info['shards'])}"
+            if not fs.exists(path):
+                fs.create(path).close()
+
+
+def _manifest(*, spec, split, source, classes, layout, stats, rejected, plan_rejected,
+              coverage, list_sha,
+              allow_missing, fingerprint):
+    per_class = {s: {classes[int(label)]: n for label, n in sorted(
+        stats["written"].get(s, {}).items(), key=lambda kv: int(kv[0]))} for s in schema.SETS}
+    plan_reasons = {}
+    for line in plan_rejected:  # malformed TFRecord entries found while planning
+        reason = json.loads(line)["reason"]
+        plan_reasons[reason] = plan_reasons.get(reason, 0) + 1
+    reasons = write_transforms.merge_stats(stats["rejected"], plan_reasons)
+    return {
+        "stage": "prepare_splits", "format_version": FORMAT_VERSION,
+        "package_version": fixmatch.__version__,
+        "split": spec.name, "requested_split": split, "split_kind": spec.kind,
+        "selection": _describe(spec),
+        "list_file": spec.list_file, "list_sha256": list_sha, "allow_missing": allow_missing,
+        "list_coverage": coverage,
+        "input": source.root, "input_format": source.kind,
+        "source_fingerprint": source.listing_fingerprint or fingerprint,
+        "num_classes": len(classes),
+        "counts": {s: sum(per_class[s].values()) for s in schema.SETS},
+        "counts_per_class": per_class,
+        "planned": {s: layout[s]["records"] for s in schema.SETS},
+        "shards": {s: layout[s]["shards"] for s in schema.SETS},
+        "images_read": stats["read"],
+        "rejected": {"count": len(rejected), "reasons": reasons},
+        "converted": {"count": sum(stats["converted"].values()), "reasons": stats["converted"]},
+    }
+
+
+def _describe(spec):
+    if spec.kind == names_lib.FULL:
+        return "every train image is labeled"
+    if spec.kind == names_lib.LIST:
+        return f"train images whose base name is in {spec.list_file}"
+    return (f"per class of n images: k = min(n, max(1, floor(n*{spec.percent}/100 + 1/2))) "
+            f"with the smallest sha256(seed={spec.seed}, base name)")
+
+
+def main(argv=None):
+    argv = sys.argv if argv is None else argv
+    if any(a in ("-h", "--help", "--helpfull") for a in argv[1:]):
+        print(__doc__ + "\n" + _FLAGS.get_help())
+        return 0
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    kwargs, beam_args = parse_args(argv)
+    manifest = run(**kwargs, beam_args=beam_args)
+    print(json.dumps({k: manifest[k] for k in ("split", "counts", "shards", "rejected",
+                                                "converted")}, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,65 @@
+"""The command line of stages.prepare_splits on Dataflow, and what its workers install."""
+
+import os
+import shutil
+import subprocess
+import sys
+import tarfile
+
+from apache_beam.options.pipeline_options import (GoogleCloudOptions, SetupOptions,
+                                                  StandardOptions)
+
+from fixmatch import split_lists
+from stages import prepare_splits
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def test_dataflow_command_reaches_pipeline_options():
+    argv = ["prepare_splits", "--input=gs://bucket/imagenet", "--output=gs://bucket/splits/f1",
+            "--split=imagenet128116.1", "--runner=DataflowRunner", "--project=my-project",
+            "--region=europe-west4", "--temp_location=gs://bucket/tmp",
+            "--setup_file=./setup.py", "--max_num_workers=50"]
+    kwargs, beam_args = prepare_splits.parse_args(argv)
+    assert kwargs == {"input": "gs://bucket/imagenet", "output": "gs://bucket/splits/f1",
+                      "split": "imagenet128116.1", "allow_missing": False}
+    runner, options = prepare_splits.pipeline_options(beam_args)
+    assert runner == "DataflowRunner"
+    assert options.view_as(StandardOptions).runner == "DataflowRunner"
+    gcp = options.view_as(GoogleCloudOptions)
+    assert (gcp.project, gcp.region, gcp.temp_location) == (
+        "my-project", "europe-west4", "gs://bucket/tmp")
+    assert options.view_as(SetupOptions).setup_file == "./setup.py"
+    assert options.get_all_options()["max_num_workers"] == 50
+
+
+def test_dataflow_without_setup_file_ships_this_package():
+    _, options = prepare_splits.pipeline_options(["--runner=DataflowRunner", "--project=p"])
+    assert options.view_as(SetupOptions).setup_file == os.path.join(REPO, "setup.py")
+
+
+def test_direct_runner_defaults_to_all_cores_in_processes():
+    runner, options = prepare_splits.pipeline_options([])
+    all_options = options.get_all_options()
+    assert type(runner).__name__ == "FnApiRunner"
+    assert (all_options["direct_num_workers"], all_options["direct_running_mode"]) == (
+        0, "multi_processing")
+    _, options = prepare_splits.pipeline_options(["--direct_num_workers=1"])
+    assert options.get_all_options()["direct_running_mode"] == "in_memory"
+
+
+def test_sdist_from_setup_py_carries_the_split_lists_and_the_stage(tmp_path):
+    src = tmp_path / "src"
+    shutil.copytree(REPO, src, ignore=shutil.ignore_patterns(
+        ".git", ".venv", "runs", "__pycache__", "*.egg-info", "build", "dist", "*.tfrecord*"))
+    subprocess.run([sys.executable, "-m", "build", "--sdist", "--no-isolation",
+                    "--outdir", str(tmp_path / "dist")], cwd=src, check=True,
+                   capture_output=True)
+    (sdist,) = list((tmp_path / "dist").glob("*.tar.gz"))
+    with tarfile.open(sdist) as tar:
+        members = {m.name.split("/", 1)[1] for m in tar.getmembers() if "/" in m.name}
+    for name in split_lists.LISTS:
+        assert f"fixmatch/split_lists/data/{name}" in members
+    for module in ("stages/prepare_splits.py", "fixmatch/splitting/write_transforms.py",
+                   "fixmatch/data/schema.py", "setup.py"):
+        assert module in members
