@@ -101,15 +101,21 @@ def test_cli_reports_bad_flags_clearly(tmp_path):
     assert proc.returncode != 0 and "large" in proc.stderr
 
 
-def test_smoke_run_trains_saves_hparams_and_refuses_other_hparams(tmp_path, split_dir):
+def test_smoke_run_with_ctaugment_saves_state_and_refuses_other_hparams(tmp_path, split_dir):
+    import tensorflow as tf
+
     model_dir = str(tmp_path / "model")
     lines = []
     result = train_supervised.run(data=split_dir, model_dir=model_dir, preset="smoke",
-                                  hparams='"augment": {"type": "randaugment"}', log=lines.append)
+                                  hparams='"augment": {"type": "cta"}', log=lines.append)
     assert result["steps"] == 3 and result["eval_examples"] == 12  # ceil(24 / 8 * 1 epoch)
     saved = json.loads(open(os.path.join(model_dir, "hparams.json")).read())
-    assert saved["augment"]["type"] == "randaugment" and saved["run"]["max_steps"] == 4
+    assert saved["augment"]["type"] == "cta" and saved["run"]["max_steps"] == 4
     assert "3 classes" in lines[0] and "steps/epoch" in lines[0]
+    # The CTA rates were updated from the probes and checkpointed with the model.
+    reader = tf.train.load_checkpoint(result["checkpoint"])
+    rates = reader.get_tensor("cta/rates/.ATTRIBUTES/VARIABLE_VALUE")
+    assert rates.shape == (19, 15) and rates.min() < 1.0 and rates.max() <= 1.0
     with pytest.raises(train_supervised.StageError, match="augment.type"):
         train_supervised.run(data=split_dir, model_dir=model_dir, preset="smoke")
 
