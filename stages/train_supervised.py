@@ -50,7 +50,8 @@ def read_split(data: str) -> dict:
     try:
         with open(os.path.join(data, "manifest.json"), encoding="utf-8") as f:
             manifest = json.load(f)
-        counts = manifest["counts"]
+        # A split published by the Luigi cache wraps the stage's manifest in "result".
+        counts = (manifest["result"] if "counts" not in manifest else manifest)["counts"]
         num_labeled, num_validation = int(counts["labeled"]), int(counts["validation"])
     except (ValueError, KeyError, TypeError) as e:
         raise StageError(f"{os.path.join(data, 'manifest.json')} is unreadable or has no "
@@ -64,7 +65,7 @@ def read_split(data: str) -> dict:
         if not any(n.startswith(f"{set_name}.tfrecord-") for n in os.listdir(data)):
             raise StageError(f"--data {data!r} has no {set_name}.tfrecord-* shards")
     return {"num_classes": len(classes), "num_labeled": num_labeled,
-            "num_validation": num_validation, "split": manifest.get("split")}
+            "num_validation": num_validation}
 
 
 def resolve_hparams(*, preset, hparams=None, steps_per_run=None, per_worker_batch_size=None,
