@@ -8,3 +8,4 @@ package, so it imports every task module, one line each.
 from pipeline import cache  # noqa: F401
 from pipeline import data_tasks  # noqa: F401
 from pipeline import split_tasks  # noqa: F401
+from pipeline import train_tasks  # noqa: F401
