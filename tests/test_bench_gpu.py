@@ -28,7 +28,7 @@ def test_smoke_prints_images_per_second():
     match = re.search(r"^images/s: (\d+\.\d)$", out, re.MULTILINE)
     assert match, out
     assert float(match.group(1)) > 0
-    loss = float(re.search(r"final loss (\S+)", out).group(1))
+    loss = float(re.search(r"mean loss (\S+)", out).group(1))
     assert 0 < loss < 100
 
 
