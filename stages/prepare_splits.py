@@ -92,9 +92,15 @@ def _repo_root():
     return os.path.dirname(os.path.dirname(os.path.abspath(fixmatch.__file__)))
 
 
-def _run_pipeline(build, beam_args, **kwargs):
+def _run_pipeline(build, beam_args, *, in_process=False, **kwargs):
+    """Build and run one pass. `in_process`: a local run of a cheap pass (listing folders)
+    stays in this process instead of paying for starting worker processes."""
     import apache_beam as beam
     runner, options = pipeline_options(beam_args)
+    if in_process and not isinstance(runner, str):
+        from apache_beam.options.pipeline_options import DirectOptions
+        direct = options.view_as(DirectOptions)
+        direct.direct_num_workers, direct.direct_running_mode = 1, "in_memory"
     # Local worker processes must import this package like the driver does.
     path = os.environ.get("PYTHONPATH", "")
     if _repo_root() not in path.split(os.pathsep):
@@ -163,6 +169,7 @@ def run(*, input, output, split, allow_missing=False, beam_args=None) -> dict:
     started = time.time()
 
     _run_pipeline(plan_transforms.build_plan_pipeline, beam_args,
+                  in_process=source.kind == sources.FOLDERS,
                   source=source, spec=spec, work_dir=work)
     rows = _read_json(f"{work}/class_counts.json")
     classes = layout_lib.class_names(rows, source.classes)

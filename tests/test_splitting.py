@@ -168,3 +168,26 @@ def test_records_round_trip_and_are_readable_by_tensorflow(tmp_path):
     open(path, "wb").write(bytes(raw))
     with pytest.raises(recordio.RecordError, match="checksum"):
         list(recordio.scan_records(path))
+
+
+# --- Example encoding without TensorFlow --------------------------------------
+
+def test_example_codec_matches_tensorflow_deterministic_serialization():
+    import tensorflow as tf
+
+    from fixmatch.data import schema
+    from fixmatch.splitting import example_codec
+
+    kwargs = dict(encoded=image_bytes("rgb", 4), filename="n01440764_10026.JPEG", label=999,
+                  synset="n01440764", height=24, width=28)
+    ours = example_codec.make_example(**kwargs)
+    theirs = tf.train.Example.FromString(schema.make_example(**kwargs))
+    assert ours == theirs.SerializeToString(deterministic=True)
+    assert schema.parse_example(ours) == schema.parse_example(schema.make_example(**kwargs))
+    decoded = example_codec.decode_features(example_codec.encode_example(
+        {"a": b"x", "n": -5, "big": 2 ** 40}))
+    assert decoded == {"a": [b"x"], "n": [-5], "big": [2 ** 40]}
+    unpacked = tf.train.Example(features=tf.train.Features(feature={
+        "l": tf.train.Feature(int64_list=tf.train.Int64List(value=[3, 4])),
+        "f": tf.train.Feature(float_list=tf.train.FloatList(value=[1.5]))}))
+    assert example_codec.decode_features(unpacked.SerializeToString()) == {"l": [3, 4], "f": []}

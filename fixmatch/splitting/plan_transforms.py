@@ -13,7 +13,7 @@ from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics import Metrics
 
 from fixmatch.splitting import names as names_lib
-from fixmatch.splitting import recordio, selection, sources
+from fixmatch.splitting import example_codec, recordio, selection, sources
 
 NAMESPACE = "prepare_splits"
 REJECTED = "rejected"
@@ -27,19 +27,15 @@ class ScanTFRecordFile(beam.DoFn):
     label go to the `rejected` output with a reason.
     """
 
-    def setup(self):
-        from tensorflow.core.example import example_pb2  # heavy; workers import lazily
-        self._example = example_pb2.Example
-
     def process(self, unit, root):
         set_name, path = unit
         for offset, data in recordio.scan_records(path):
             where = f"{path[len(root.rstrip('/')) + 1:]}@{offset}"
             try:
-                feature = self._example.FromString(data).features.feature
-                name = feature["image/filename"].bytes_list.value[0].decode("utf-8")
-                label = int(feature["image/class/label"].int64_list.value[0]) - 1
-                synsets = feature["image/class/synset"].bytes_list.value
+                feature = example_codec.decode_features(data)
+                name = feature["image/filename"][0].decode("utf-8")
+                label = int(feature["image/class/label"][0]) - 1
+                synsets = feature.get("image/class/synset")
                 synset = synsets[0].decode("utf-8") if synsets else str(label)
             except Exception as e:  # malformed Example of any kind: reject, keep going
                 yield beam.pvalue.TaggedOutput(REJECTED, {

@@ -17,7 +17,7 @@ from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics import Metrics
 
 from fixmatch.data import schema
-from fixmatch.splitting import images, recordio, selection, shards, sources
+from fixmatch.splitting import example_codec, images, recordio, selection, shards, sources
 from fixmatch.splitting.plan_transforms import write_json_file
 
 NAMESPACE = "prepare_splits"
@@ -130,16 +130,13 @@ class WriteImageShard(beam.DoFn):
         self._counters = {name: Metrics.counter(NAMESPACE, name) for name in (
             "images_read", "images_written", "images_rejected", "images_converted")}
 
-    def setup(self):
-        from tensorflow.core.example import example_pb2  # heavy; workers import lazily
-        self._example = example_pb2.Example
-
-    def _read(self, entry, readers):
+    @staticmethod
+    def _read(entry, readers):
         if entry["offset"] < 0:
             with FileSystems.open(entry["path"], compression_type="uncompressed") as f:
                 return f.read()
-        record = self._example.FromString(readers.record(entry["path"], entry["offset"]))
-        return record.features.feature["image/encoded"].bytes_list.value[0]
+        record = readers.record(entry["path"], entry["offset"])
+        return example_codec.decode_features(record)["image/encoded"][0]
 
     def process(self, keyed):
         (set_name, shard), entries = keyed
@@ -168,7 +165,7 @@ class WriteImageShard(beam.DoFn):
             if result.converted:
                 self._counters["images_converted"].inc()
                 _bump(stats, "converted", result.converted)
-            example = schema.make_example(
+            example = example_codec.make_example(
                 encoded=result.encoded, filename=entry["name"], label=entry["label"],
                 synset=entry["synset"], height=result.height, width=result.width)
             out.write(example)
