@@ -9,9 +9,10 @@ Conventions shared by the supervised baseline and FixMatch:
 - weight decay is the coupled L2 term `L_wd = sum(model.losses)` that the
   model's kernel/bias regularizers produce.
 
-FixMatch (to be added next to `supervised_loss`): run ONE forward pass on
-concat(labeled weak, unlabeled weak, unlabeled strong), split the logits with
-`split_logits`, then L = L_x + wu * L_u + L_wd with L_u from `pseudo_label_loss`.
+FixMatch (`fixmatch_loss`): the caller runs ONE forward pass on
+concat(labeled weak, unlabeled weak, unlabeled strong) and splits the logits
+with `split_logits`; then L = L_x + wu * L_u + L_wd with L_u from
+`pseudo_label_loss`.
 """
 
 import tensorflow as tf
@@ -52,6 +53,21 @@ def pseudo_label_loss(*, logits_weak, logits_strong, confidence):
     mask = tf.cast(tf.reduce_max(probs, axis=-1) >= confidence, tf.float32)
     loss_u = tf.reduce_mean(mask * cross_entropy(pseudo_labels, logits_strong))
     return loss_u, mask
+
+
+def fixmatch_loss(*, labels, logits_labeled, logits_weak, logits_strong, confidence, wu,
+                  regularization_losses):
+    """FixMatch: L = L_x + wu * L_u + L_wd (spec section 6).
+
+    Returns (total, {"xe", "xeu" (already times wu), "wd", "mask" (mean of the mask)}).
+    Pseudo-labels come from the same (online) forward pass, under stop_gradient.
+    """
+    xe = tf.reduce_mean(cross_entropy(labels, logits_labeled))
+    loss_u, mask = pseudo_label_loss(logits_weak=logits_weak, logits_strong=logits_strong,
+                                     confidence=confidence)
+    xeu = wu * loss_u
+    wd = weight_decay_loss(regularization_losses)
+    return xe + xeu + wd, {"xe": xe, "xeu": xeu, "wd": wd, "mask": tf.reduce_mean(mask)}
 
 
 def scale_for_replicas(loss, num_replicas):

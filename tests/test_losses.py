@@ -47,3 +47,20 @@ def test_split_logits_and_replica_scaling():
     a, b, c = losses.split_logits(logits, (1, 3, 3))
     assert a.shape == (1, 2) and b.shape == (3, 2) and c.shape == (3, 2)
     assert float(losses.scale_for_replicas(tf.constant(8.0), 4)) == 2.0
+
+
+def test_fixmatch_loss_combines_terms_with_wu():
+    rng = np.random.default_rng(1)
+    z_l = rng.normal(size=(2, 3)).astype("float32")
+    labels = np.array([0, 2])
+    z_w = np.array([[9.0, 0.0, 0.0], [0.0, 0.0, 0.0]], "float32")  # one confident of two
+    z_s = rng.normal(size=(2, 3)).astype("float32")
+    total, parts = losses.fixmatch_loss(labels=labels, logits_labeled=z_l, logits_weak=z_w,
+                                        logits_strong=z_s, confidence=0.7, wu=10.0,
+                                        regularization_losses=[tf.constant(0.5)])
+    xe = np_xe(labels, z_l).mean()
+    xeu = 10.0 * np_xe(np.array([0]), z_s[:1])[0] / 2
+    assert float(parts["xe"]) == pytest.approx(xe, rel=1e-5)
+    assert float(parts["xeu"]) == pytest.approx(xeu, rel=1e-5)
+    assert float(parts["mask"]) == pytest.approx(0.5)
+    assert float(total) == pytest.approx(xe + xeu + 0.5, rel=1e-5)

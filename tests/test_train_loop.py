@@ -103,3 +103,28 @@ def test_loop_config_rejects_bad_values():
     with pytest.raises(ValueError, match="ema_decay.*1.5"):
         loop.LoopConfig(model_dir="x", total_steps=1, steps_per_run=1, steps_per_epoch=1.0,
                         global_batch_size=1, ema_decay=1.5)
+
+
+def test_fixmatch_objective_one_forward_pass_over_the_concatenation():
+    import keras
+
+    from fixmatch.train import steps
+
+    calls = []
+    inputs = keras.Input((SIZE, SIZE, 3))
+    base = keras.Model(inputs, keras.layers.Dense(CLASSES)(
+        keras.layers.GlobalAveragePooling2D()(inputs)))
+
+    def model(images, training):
+        calls.append((int(images.shape[0]), training))
+        return base(images, training=training)
+    model.losses = []
+    batch = {"image": TRAIN["image"][:2], "label": TRAIN["label"][:2],
+             "unsup_image": TRAIN["image"][2:8], "unsup_aug_image": TRAIN["image"][8:14]}
+    objective = steps.make_fixmatch_objective(wu=10.0, confidence=0.0)
+    total, sums = objective(model, batch)
+    assert calls == [(14, True)]
+    assert set(sums) == set(objective.sum_keys)
+    # confidence 0: every unlabeled sample is masked in.
+    assert float(sums["mask_sum"]) == pytest.approx(2.0) and float(sums["count"]) == 2.0
+    assert float(total) == pytest.approx(float(sums["loss_sum"]) / 2, rel=1e-6)

@@ -129,7 +129,8 @@ def train_and_evaluate(*, strategy, config: LoopConfig, model_fn, learning_rate,
         sync_model_state=num_replicas > 1, after_step=after_step)
     after_update = (steps.make_ema_update(ema_model=ema_model, model=model,
                                           decay=config.ema_decay) if ema_model else None)
-    train_keys = list(steps.TRAIN_SUM_KEYS) + (list(cta.sum_keys if cta else []))
+    train_keys = (list(getattr(objective, "sum_keys", steps.TRAIN_SUM_KEYS))
+                  + list(cta.sum_keys if cta else []))
     train_block = steps.make_train_block(strategy=strategy, replica_step=replica_step,
                                          after_update=after_update,
                                          example_sums=dict.fromkeys(train_keys))
@@ -147,6 +148,7 @@ def train_and_evaluate(*, strategy, config: LoopConfig, model_fn, learning_rate,
     # 3. The outer loop.
     test = None
     train_seconds, trained_steps = 0.0, 0
+    steady_seconds, steady_steps = 0.0, 0  # blocks after this process's first (no tracing)
     while step < config.total_steps:
         num_steps = min(config.steps_per_run, config.total_steps - step)
         if cta is not None:
@@ -156,6 +158,8 @@ def train_and_evaluate(*, strategy, config: LoopConfig, model_fn, learning_rate,
         train = metrics.finalize_train({k: v.numpy() for k, v in sums.items()},
                                        num_steps=num_steps)
         seconds = time.time() - t0
+        if trained_steps:
+            steady_seconds, steady_steps = steady_seconds + seconds, steady_steps + num_steps
         train_seconds, trained_steps = train_seconds + seconds, trained_steps + num_steps
         step += num_steps
         images_per_sec = num_steps * config.global_batch_size / seconds
@@ -165,11 +169,13 @@ def train_and_evaluate(*, strategy, config: LoopConfig, model_fn, learning_rate,
                    "train/learning_rate": float(learning_rate(step - 1)),
                    "train/steps_per_second": num_steps / seconds,
                    "train/cur_epoch": epoch, "images/s": images_per_sec}
-        for key in ("xe", "wd"):
-            scalars[f"loss/{key}"] = train[key]
         for key, value in train.items():
-            if key.startswith("cta_"):
+            if key in ("xe", "xeu", "wd"):
+                scalars[f"loss/{key}"] = value
+            elif key.startswith("cta_"):
                 scalars[f"cta/{key[4:]}"] = value
+            elif key not in ("loss", "accuracy", "steps"):
+                scalars[f"train/{key}"] = value  # e.g. train/mask (FixMatch mask rate)
         writer.scalars(x, scalars)
 
         test = metrics.finalize_eval({k: v.numpy() for k, v in evaluate(eval_data).items()})
@@ -198,6 +204,9 @@ def train_and_evaluate(*, strategy, config: LoopConfig, model_fn, learning_rate,
         "train_time_s": train_seconds,
         "images_per_sec": (trained_steps * config.global_batch_size / train_seconds
                            if train_seconds > 0 else None),
+        "images_per_sec_steady": (steady_steps * config.global_batch_size / steady_seconds
+                                  if steady_seconds > 0 else None),
+        "global_batch_size": config.global_batch_size,
         "num_replicas": num_replicas,
         "checkpoint": keeper.latest,
     }

@@ -29,6 +29,36 @@ def supervised_objective(model, batch):
     return total, sums
 
 
+supervised_objective.sum_keys = ("loss_sum", "xe_sum", "wd_sum", "count", "correct")
+
+
+def make_fixmatch_objective(*, wu, confidence):
+    """FixMatch objective: ONE training-mode forward pass over
+    concat(labeled weak, unlabeled weak, unlabeled strong) -- BN statistics over
+    the whole concatenation, as the reference -- then split and the loss of
+    spec section 6. Batch keys: image, label, unsup_image, unsup_aug_image.
+    """
+    def fixmatch_objective(model, batch):
+        labeled, weak, strong = batch["image"], batch["unsup_image"], batch["unsup_aug_image"]
+        num_labeled, num_unlabeled = tf.shape(labeled)[0], tf.shape(weak)[0]
+        logits = model(tf.concat([labeled, weak, strong], axis=0), training=True)
+        z_l, z_w, z_s = losses.split_logits(logits, (num_labeled, num_unlabeled,
+                                                     num_unlabeled))
+        total, parts = losses.fixmatch_loss(
+            labels=batch["label"], logits_labeled=z_l, logits_weak=z_w, logits_strong=z_s,
+            confidence=confidence, wu=wu, regularization_losses=model.losses)
+        n = tf.cast(num_labeled, tf.float32)
+        # Batch means weighted by the labeled count, so replicas combine by summing.
+        sums = {"loss_sum": total * n, "count": n,
+                "correct": metrics.topk_correct(batch["label"], z_l, 1)}
+        sums.update({f"{k}_sum": v * n for k, v in parts.items()})
+        return total, sums
+
+    fixmatch_objective.sum_keys = ("loss_sum", "xe_sum", "xeu_sum", "wd_sum", "mask_sum",
+                                   "count", "correct")
+    return fixmatch_objective
+
+
 def compute_gradients(batch, *, model, objective, num_replicas):
     """Loss and gradients of the replica's share of the global loss."""
     with tf.GradientTape() as tape:
@@ -146,6 +176,6 @@ def make_ema_update(*, ema_model, model, decay):
     return after_update
 
 
-TRAIN_SUM_KEYS = ("loss_sum", "xe_sum", "wd_sum", "count", "correct")
+TRAIN_SUM_KEYS = supervised_objective.sum_keys
 EVAL_SUM_KEYS = ("loss_sum", "count", "correct", "correct_top5", "ema_correct",
                  "ema_correct_top5")
