@@ -112,6 +112,21 @@ def _run_pipeline(build, beam_args, *, in_process=False, **kwargs):
     return result
 
 
+def _counters(result):
+    """Committed values of the job's Beam counters (images_read, images_written, ...)."""
+    from apache_beam.metrics.metric import MetricsFilter
+    try:
+        found = result.metrics().query(MetricsFilter().with_namespace(
+            write_transforms.NAMESPACE))["counters"]
+    except (NotImplementedError, KeyError, AttributeError):  # a runner without metrics
+        return {}
+    totals = {}
+    for counter in found:
+        totals[counter.key.metric.name] = totals.get(counter.key.metric.name, 0) + (
+            counter.committed or 0)
+    return dict(sorted(totals.items()))
+
+
 def _fs():
     from apache_beam.io.filesystems import FileSystems
     return FileSystems
@@ -184,8 +199,11 @@ def run(*, input, output, split, allow_missing=False, beam_args=None) -> dict:
         raise layout_lib.SplitError(f"split {spec.name!r} selects no labeled image from {input}")
     layout = layout_lib.shard_layout(counts)
 
-    _run_pipeline(write_transforms.build_write_pipeline, beam_args,
-                  plan_glob=f"{work}/plan/part*", out_dir=output, work_dir=work, layout=layout)
+    result = _run_pipeline(write_transforms.build_write_pipeline, beam_args,
+                           plan_glob=f"{work}/plan/part*", out_dir=output, work_dir=work,
+                           layout=layout)
+    counters = _counters(result)
+    _LOG.info("prepare_splits %s: Beam counters %s", spec.name, counters)
     stats = _read_json(f"{work}/stats.json")
     _complete_empty_shards(output, layout)
     plan_rejected = _read_lines(f"{work}/plan_rejected/part*")
@@ -199,6 +217,7 @@ def run(*, input, output, split, allow_missing=False, beam_args=None) -> dict:
                          fingerprint=_read_json(f"{work}/fingerprint.json"))
     _fs().delete([work if "://" not in work else work + "/"])
     manifest["seconds"] = round(time.time() - started, 1)
+    manifest["beam_counters"] = counters
     _write_text(f"{output}/manifest.json", json.dumps(manifest, indent=2, sort_keys=True))
     return manifest
 

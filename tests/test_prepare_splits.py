@@ -78,6 +78,9 @@ def test_bad_files_are_rejected_or_converted_with_reasons(data, frac_split):
     assert manifest["converted"] == {"count": 5, "reasons": {
         "CMYK JPEG": 1, "PNG data in a .JPEG file": 1, "PNG file": 1, "grayscale JPEG": 2}}
     assert manifest["images_read"] == 83 + 7
+    assert manifest["beam_counters"] == {
+        "images_converted": 5, "images_read": 90, "images_rejected": 3,
+        "images_written": 87, "labeled_written": manifest["counts"]["labeled"]}
 
 
 def test_membership_is_identical_with_two_worker_processes(data, frac_split, tmp_path):

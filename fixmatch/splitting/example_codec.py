@@ -9,14 +9,18 @@ deterministic=True)` writes (map entries sorted by key, packed int64 lists), wit
 the keys of fixmatch.data.schema; tests check both against TensorFlow.
 """
 
+import functools
 from typing import Dict, List, Tuple, Union
 
 from fixmatch.data import schema
 
 _LEN, _VARINT, _I64, _I32 = 2, 0, 1, 5
+_SMALL = [bytes((i,)) for i in range(0x80)]
 
 
 def _varint(value: int) -> bytes:
+    if 0 <= value < 0x80:
+        return _SMALL[value]
     value &= 0xFFFFFFFFFFFFFFFF  # negative int64 -> two's complement, as protobuf does
     out = bytearray()
     while True:
@@ -39,10 +43,15 @@ def _feature(value: Union[bytes, int]) -> bytes:
     return _len_field(3, _len_field(1, _varint(int(value))))  # int64_list.value, packed
 
 
+@functools.lru_cache(maxsize=64)
+def _key_field(key: str) -> bytes:
+    return _len_field(1, key.encode("utf-8"))
+
+
 def encode_example(features: Dict[str, Union[bytes, int]]) -> bytes:
     """Serialized Example with one bytes or int64 value per key."""
     entries = b"".join(
-        _len_field(1, _len_field(1, key.encode("utf-8")) + _len_field(2, _feature(value)))
+        _len_field(1, _key_field(key) + _len_field(2, _feature(value)))
         for key, value in sorted(features.items()))
     return _len_field(1, entries)
 
