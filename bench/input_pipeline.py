@@ -8,7 +8,8 @@ measures, in one process:
   (b) labeled    fixmatch.data.pipelines.labeled_dataset (weak view, scaled to [-1, 1])
   (c) unlabeled  pipelines.unlabeled_dataset with RandAugment: weak + strong view per image
   (d) unlabeled  pipelines.unlabeled_dataset with CTAugment (CTAPolicy.strong)
-  plus diagnostics: (c0) unlabeled with an identity strong op (cost of the second view alone).
+  plus diagnostics: (c0) unlabeled with an identity strong op (cost of the second view alone),
+  (c8) = (c) emitting uint8 batches (the [-1, 1] scaling left to the accelerator).
 
 Throughput is counted in *source images* (one unlabeled element = one decoded image = two
 views). The machine is shared, so cases run interleaved for several rounds and medians are
@@ -123,8 +124,12 @@ def build_cases(split_dir, *, image_size, batch_size):
         "c0": ("unlabeled + identity strong", pipelines.unlabeled_dataset(
             split_dir, strong=tf.identity, **common)),
     }
-    for key, (label, strong) in _strong_policies().items():
+    policies = _strong_policies()
+    for key, (label, strong) in policies.items():
         cases[key] = (label, pipelines.unlabeled_dataset(split_dir, strong=strong, **common))
+    if "c" in policies:
+        cases["c8"] = ("(c) with uint8 out, scaled on device", pipelines.unlabeled_dataset(
+            split_dir, strong=policies["c"][1], image_dtype=tf.uint8, **common))
     return cases
 
 
@@ -180,7 +185,7 @@ def run(*, num_images, rounds, batches, batch_size, image_size, threads, workdir
         wall = statistics.median(s[0] for s in samples[key])
         cpu = statistics.median(s[1] for s in samples[key])
         results[key] = (wall, wall / base_wall, cpu, cpu / base_cpu)
-        print(f"({key}) {label:<35}{wall:>9.1f}{wall / base_wall:>8.2f}{cpu:>12.1f}"
+        print(f"({key}) {label:<{36 - len(key)}}{wall:>9.1f}{wall / base_wall:>8.2f}{cpu:>12.1f}"
               f"{cpu / base_cpu:>8.2f}")
     print("ratio = per source image relative to (a); (c)/(d) produce two views per image; "
           "target (c), (d) >= 0.70")

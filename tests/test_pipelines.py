@@ -214,6 +214,17 @@ def test_input_hparams_switch_flip_and_scaling(split_dir):
     assert bf16["image"].dtype == tf.bfloat16.as_numpy_dtype
 
 
+def test_uint8_output_defers_scaling_to_the_consumer(split_dir):
+    raw = _first(pipelines.eval_dataset(split_dir, image_size=SIZE, batch_size=7,
+                                        image_dtype=tf.uint8))
+    scaled = _first(pipelines.eval_dataset(split_dir, image_size=SIZE, batch_size=7))
+    assert raw["image"].dtype == np.uint8
+    np.testing.assert_array_equal(weak.scale_and_center(raw["image"]).numpy(), scaled["image"])
+    pair = _first(pipelines.unlabeled_dataset(split_dir, image_size=SIZE, batch_size=4,
+                                              strong=_invert, image_dtype="uint8"))
+    np.testing.assert_array_equal(pair["unsup_aug_image"], 255 - pair["unsup_image"])
+
+
 def test_bad_arguments_fail_before_work(split_dir, tmp_path):
     with pytest.raises(FileNotFoundError, match="labeled.tfrecord-"):
         pipelines.labeled_dataset(str(tmp_path), image_size=SIZE, batch_size=2)
@@ -232,6 +243,11 @@ def test_bad_arguments_fail_before_work(split_dir, tmp_path):
     with pytest.raises(ValueError, match="uint8"):
         pipelines.unlabeled_dataset(split_dir, image_size=SIZE, batch_size=2, strong=_invert,
                                     hparams_input={"saturate_uint8": False})
+    with pytest.raises(ValueError, match="image_dtype must be .* got 'int32'"):
+        pipelines.eval_dataset(split_dir, image_size=SIZE, batch_size=2, image_dtype="int32")
+    with pytest.raises(ValueError, match="saturate_uint8"):
+        pipelines.eval_dataset(split_dir, image_size=SIZE, batch_size=2, image_dtype=tf.uint8,
+                               hparams_input={"saturate_uint8": False})
     ctx = tf.distribute.InputContext(num_input_pipelines=3, input_pipeline_id=0)
     with pytest.raises(ValueError, match="2 labeled shards"):
         pipelines.labeled_dataset(split_dir, image_size=SIZE, batch_size=2, input_context=ctx)

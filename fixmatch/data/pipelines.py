@@ -10,13 +10,17 @@ Three streams, as in the reference (spec section 3):
 * ``eval_dataset``: center crop, file order, every image exactly once, the last
   partial batch kept.
 
-Why the pipeline looks the way it does (profiled on 500x375 JPEGs, design
-section 4): decoding and the bicubic resize dominate, so the decode is fused
-with the crop (see ``fixmatch.augment.weak``); records are shuffled while
-still serialized (cheap to copy); images stay uint8 until after ``batch`` so
-batching copies 4x fewer bytes; the float conversion and [-1, 1] scaling run
-once per batch as one vectorized op instead of once per image; and only the two
-features that are used are parsed.
+Why the pipeline looks the way it does (profiled with bench/input_pipeline.py
+on ~500x375 JPEGs, CPU time per source image on this project's 2-core
+machine): decode + crop + bicubic resize + flip ~1.6 ms, so the decode is fused
+with the crop (see ``fixmatch.augment.weak``) and done once per record even
+when the crop falls back to the center; records are shuffled while still
+serialized (cheap to copy); images stay uint8 until after ``batch`` so batching
+copies 4x fewer bytes; the float conversion and [-1, 1] scaling (~0.17 ms per
+view) run once per batch, or not at all with ``image_dtype=tf.uint8`` when the
+model scales on the device; only the two features that are used are parsed.
+The strong policies (RandAugment/CTAugment, ~0.9-1 ms per image) run inside
+the same per-record map as the weak view, on the uint8 image.
 
 Batch sizes: every function takes the batch size *this pipeline* emits. Under
 a distribution strategy use ``distribute``, which asks the strategy for the
@@ -127,8 +131,29 @@ def _parse(serialized):
     return features[schema.ENCODED], features[schema.LABEL]
 
 
+def _image_dtype(image_dtype, opts):
+    """float32/bfloat16/float16, or uint8 = leave 0..255 pixels for on-device scaling."""
+    try:
+        dtype = tf.as_dtype(image_dtype)
+    except TypeError:
+        dtype = None
+    if dtype not in (tf.float32, tf.bfloat16, tf.float16, tf.uint8):
+        raise ValueError(f"image_dtype must be float32, bfloat16, float16 or uint8, "
+                         f"got {image_dtype!r}")
+    if dtype == tf.uint8 and not opts["saturate_uint8"]:
+        raise ValueError("image_dtype=uint8 needs saturate_uint8=True (unsaturated bicubic "
+                         "output is float)")
+    return dtype
+
+
 def _finish(ds, *, batch_size, training, float_keys, opts, image_dtype):
-    """Batch (uint8), then convert/scale every image key once per batch."""
+    """Batch (uint8), then convert/scale every image key once per batch.
+
+    With ``image_dtype=tf.uint8`` the batches keep raw 0..255 pixels: the
+    consumer applies ``weak.scale_and_center`` on the accelerator, which saves
+    the host about 0.17 ms per 224x224 view (measured, bench/input_pipeline.py)
+    and moves 4x fewer bytes to the device.
+    """
     ds = ds.batch(batch_size, drop_remainder=training, num_parallel_calls=_AUTOTUNE,
                   deterministic=not training)
 
@@ -141,7 +166,8 @@ def _finish(ds, *, batch_size, training, float_keys, opts, image_dtype):
                 out[key] = tf.cast(batch[key], image_dtype)
         return out
 
-    ds = ds.map(to_model_inputs, num_parallel_calls=_AUTOTUNE, deterministic=not training)
+    if image_dtype != tf.uint8:
+        ds = ds.map(to_model_inputs, num_parallel_calls=_AUTOTUNE, deterministic=not training)
     ds = ds.prefetch(_AUTOTUNE)
     options = tf.data.Options()
     options.deterministic = not training
@@ -179,7 +205,8 @@ def labeled_dataset(split_dir, *, image_size, batch_size, training=True, strong=
     order (use ``eval_dataset`` for the validation set). ``hparams_input``:
     the ``input`` hparams (saturate_uint8, scale_and_center,
     use_default_augment). ``seed`` seeds the file and record shuffles only.
-    Images are float32 in [-1, 1] (``image_dtype`` e.g. tf.bfloat16).
+    Images are float32 in [-1, 1] (``image_dtype``: tf.bfloat16 for mixed
+    precision, or tf.uint8 to keep raw 0..255 pixels and scale on the device).
     """
     _positive_int("image_size", image_size)
     _positive_int("batch_size", batch_size)
@@ -187,6 +214,7 @@ def labeled_dataset(split_dir, *, image_size, batch_size, training=True, strong=
     _check_callable("probe", probe)
     opts = _input_options(hparams_input, image_size)
     _needs_uint8(opts, strong=strong, probe=probe)
+    image_dtype = _image_dtype(image_dtype, opts)
     if not training and (strong is not None or probe is not None):
         raise ValueError("strong/probe augmentations are for training=True only")
 
@@ -228,6 +256,7 @@ def unlabeled_dataset(split_dir, *, image_size, batch_size, strong, hparams_inpu
     _check_callable("strong", strong)
     opts = _input_options(hparams_input, image_size)
     _needs_uint8(opts, strong=strong)
+    image_dtype = _image_dtype(image_dtype, opts)
 
     def preprocess(serialized):
         encoded, _ = _parse(serialized)
@@ -253,6 +282,7 @@ def eval_dataset(split_dir, *, image_size, batch_size, input_context=None,
     _positive_int("image_size", image_size)
     _positive_int("batch_size", batch_size)
     opts = _input_options(hparams_input, image_size)
+    image_dtype = _image_dtype(image_dtype, opts)
 
     def preprocess(serialized):
         encoded, label = _parse(serialized)
