@@ -47,6 +47,7 @@ flags.DEFINE_bool("allow_missing", False, "Accept named-list entries that have n
 
 def parse_args(argv):
     """argv (with program name) -> (run() keyword args, Beam pipeline args)."""
+    _FLAGS.unparse_flags()  # back to defaults: main() may run more than once per process
     rest = _FLAGS(list(argv), known_only=True)
     missing = [name for name in ("input", "output") if not _FLAGS[name].value]
     if missing:
@@ -94,10 +95,12 @@ def _repo_root():
 
 def _run_pipeline(build, beam_args, *, in_process=False, **kwargs):
     """Build and run one pass. `in_process`: a local run of a cheap pass (listing folders)
-    stays in this process instead of paying for starting worker processes."""
+    stays in this process instead of paying for starting worker processes, unless
+    --direct_num_workers was given explicitly."""
     import apache_beam as beam
     runner, options = pipeline_options(beam_args)
-    if in_process and not isinstance(runner, str):
+    explicit = "--direct_num_workers" in " ".join(beam_args or [])
+    if in_process and not explicit and not isinstance(runner, str):
         from apache_beam.options.pipeline_options import DirectOptions
         direct = options.view_as(DirectOptions)
         direct.direct_num_workers, direct.direct_running_mode = 1, "in_memory"
@@ -278,8 +281,13 @@ def main(argv=None):
         print(__doc__ + "\n" + _FLAGS.get_help())
         return 0
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    kwargs, beam_args = parse_args(argv)
-    manifest = run(**kwargs, beam_args=beam_args)
+    try:
+        kwargs, beam_args = parse_args(argv)
+        manifest = run(**kwargs, beam_args=beam_args)
+    except (flags.Error, names_lib.SplitNameError, sources.SourceError,
+            layout_lib.SplitError) as e:
+        print(f"prepare_splits: error: {e}", file=sys.stderr)
+        return 2
     print(json.dumps({k: manifest[k] for k in ("split", "counts", "shards", "rejected",
                                                 "converted")}, indent=2))
     return 0

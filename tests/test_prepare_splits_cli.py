@@ -63,3 +63,21 @@ def test_sdist_from_setup_py_carries_the_split_lists_and_the_stage(tmp_path):
     for module in ("stages/prepare_splits.py", "fixmatch/splitting/write_transforms.py",
                    "fixmatch/data/schema.py", "setup.py"):
         assert module in members
+
+
+def test_cli_reports_bad_input_as_an_error_message(tmp_path, capsys):
+    code = prepare_splits.main(["prepare_splits", f"--input={tmp_path / 'missing'}",
+                                f"--output={tmp_path / 'out'}", "--split=frac10.seed1"])
+    assert code == 2
+    assert "missing' does not exist" in capsys.readouterr().err
+    assert prepare_splits.main(["prepare_splits", f"--input={tmp_path}",
+                                f"--output={tmp_path / 'out'}", "--split=frac0.seed1"]) == 2
+    assert "percentage must be in (0, 100]" in capsys.readouterr().err
+
+
+def test_flags_do_not_leak_between_parses():
+    kwargs, _ = prepare_splits.parse_args(["p", "--input=a", "--output=b", "--allow_missing",
+                                           "--split=full"])
+    assert kwargs["allow_missing"] and kwargs["split"] == "full"
+    kwargs, rest = prepare_splits.parse_args(["p", "--input=a", "--output=b", "--foo=1"])
+    assert (kwargs["allow_missing"], kwargs["split"], rest) == (False, "frac10.seed1", ["--foo=1"])

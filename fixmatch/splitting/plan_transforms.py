@@ -6,7 +6,6 @@ images) costs memory proportional to one class's file names.
 """
 
 import json
-import logging
 
 import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
@@ -17,7 +16,6 @@ from fixmatch.splitting import example_codec, recordio, selection, sources
 
 NAMESPACE = "prepare_splits"
 REJECTED = "rejected"
-_LOG = logging.getLogger(__name__)
 
 
 class ScanTFRecordFile(beam.DoFn):

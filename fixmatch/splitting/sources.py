@@ -10,6 +10,7 @@ happens inside the pipeline (`list_class_dir`), one class per element.
 """
 
 import dataclasses
+import glob
 import hashlib
 import os
 from typing import Dict, Iterator, Tuple
@@ -47,9 +48,14 @@ def _join(*parts: str) -> str:
     return "/".join([parts[0].rstrip("/"), *parts[1:]])
 
 
-def _match(pattern: str):
-    result = FileSystems.match([pattern])[0]
+def _match(pattern: str, limit=None):
+    result = FileSystems.match([pattern], limits=[limit])[0]
     return sorted(result.metadata_list, key=lambda m: m.path)
+
+
+def _escape(path: str) -> str:
+    """A literal directory for a glob pattern (local class folders may contain `[`)."""
+    return glob.escape(path) if _is_local(path) else path
 
 
 def _class_dirs(path: str) -> Dict[str, int]:
@@ -71,7 +77,7 @@ def _class_dirs(path: str) -> Dict[str, int]:
 def _is_dir(path: str) -> bool:
     if _is_local(path):
         return os.path.isdir(path)
-    return bool(_match(path.rstrip("/") + "/*"))
+    return bool(_match(path.rstrip("/") + "/**", limit=1))  # object stores: any object below
 
 
 def _check_classes(set_dir: str, counts: Dict[str, int]) -> None:
@@ -93,10 +99,10 @@ def inspect_source(root: str) -> Source:
     train_dir = _join(root, TRAIN)
     if _is_dir(train_dir):
         return _inspect_folders(root, train_dir)
-    train_files = _match(_join(root, "train-*-of-*"))
+    train_files = _match(_join(_escape(root), "train-*-of-*"))
     if train_files:
         return _inspect_tfrecords(root, train_files)
-    if not _is_local(root) and not _match(_join(root, "*")):
+    if not _is_local(root) and not _match(_join(root, "**"), limit=1):
         raise SourceError(f"input {root!r} does not exist or is empty")
     raise SourceError(
         f"input {root!r} is neither an image-folder data set (train/<class>/<image>) nor "
@@ -124,7 +130,7 @@ def _inspect_folders(root: str, train_dir: str) -> Source:
 
 
 def _inspect_tfrecords(root: str, train_files) -> Source:
-    val_files = _match(_join(root, "validation-*-of-*"))
+    val_files = _match(_join(_escape(root), "validation-*-of-*"))
     if not val_files:
         raise SourceError(f"{root} has train-*-of-* TFRecords but no validation-*-of-* files")
     digest = hashlib.sha256()
@@ -139,7 +145,7 @@ def _inspect_tfrecords(root: str, train_files) -> Source:
 def list_class_dir(unit: tuple, root: str) -> Iterator[dict]:
     """Image references of one class folder (runs inside the pipeline)."""
     set_name, label, synset, class_dir = unit
-    for meta in _match(_join(class_dir, "*")):
+    for meta in _match(_join(_escape(class_dir), "*")):
         name = meta.path.rsplit("/", 1)[-1]
         if not images.is_image_name(name):
             continue
