@@ -128,7 +128,7 @@ def build_cases(split_dir, *, image_size, batch_size):
     for key, (label, strong) in policies.items():
         cases[key] = (label, pipelines.unlabeled_dataset(split_dir, strong=strong, **common))
     if "c" in policies:
-        cases["c8"] = ("(c) with uint8 out, scaled on device", pipelines.unlabeled_dataset(
+        cases["c8"] = ("(c), uint8 out (scale on device)", pipelines.unlabeled_dataset(
             split_dir, strong=policies["c"][1], image_dtype=tf.uint8, **common))
     return cases
 
