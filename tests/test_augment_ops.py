@@ -250,19 +250,23 @@ def test_rotate_matches_pillow(degrees):
 
 def test_gray_fill_equals_the_extra_channel_trick():
   image = _image(14, smooth=False)
-  for name, arg in (("Rotate", 23.0), ("ShearX", -0.3), ("ShearY", 0.2), ("TranslateX", 7.5),
-                    ("TranslateY", -11.0)):
-    ours = registry.REGISTRY[name](tf.constant(image), arg).numpy()
+  transforms = {  # the primitives' own transforms, written out for the literal reference trick
+      "Rotate": None, "ShearX": [1, -0.3, 0, 0, 1, 0, 0, 0], "ShearY": [1, 0, 0, 0.2, 1, 0, 0, 0],
+      "TranslateX": [1, 0, 7.5, 0, 1, 0, 0, 0], "TranslateY": [1, 0, 0, 0, 1, -11.0, 0, 0]}
+  angle = np.deg2rad(23.0)
+  c = (SIZE - 1) / 2
+  cos, sin = np.cos(angle), np.sin(angle)
+  transforms["Rotate"] = [cos, -sin, c - cos * c + sin * c, sin, cos, c - sin * c - cos * c, 0, 0]
+  args = {"Rotate": 23.0, "ShearX": -0.3, "ShearY": 0.2, "TranslateX": 7.5, "TranslateY": -11.0}
+  for name, transform in transforms.items():
+    ours = registry.REGISTRY[name](tf.constant(image), args[name]).numpy()
     # Reference trick: append a ones channel, warp with zero fill, paint gray where it became 0.
     with_ones = np.concatenate([image, np.ones_like(image[..., :1])], axis=-1)
-    original_fill = ops_geometric.GRAY
-    try:
-      ops_geometric.GRAY = 0.0
-      warped = registry.REGISTRY[name](tf.constant(with_ones), arg).numpy()
-    finally:
-      ops_geometric.GRAY = original_fill
+    warped = ops_geometric.warp(tf.constant(with_ones), tf.constant(transform, tf.float32),
+                                fill_value=0.0).numpy()
     expected = np.where(warped[..., 3:] == 0, 128, warped[..., :3]).astype(np.uint8)
     np.testing.assert_array_equal(ours, expected, err_msg=name)
+    assert (warped[..., 3] == 0).any(), name
 
 
 def test_translate_and_shear_move_content_as_specified():

@@ -1,33 +1,55 @@
 """Geometric primitive ops (Rotate, ShearX/Y, TranslateX/Y, Rescale) on one uint8 [H, W, 3] image.
 
 All warps go through `tf.raw_ops.ImageProjectiveTransformV3` (core TF, no tensorflow-addons) with
-nearest-neighbour sampling. The transform maps an *output* pixel (x, y) to the *input* location
+nearest-neighbour sampling; RGB uint8 images are warped as one packed int32 channel (see `_warp`). The transform maps an *output* pixel (x, y) to the *input* location
 ((a0 x + a1 y + a2) / k, (b0 x + b1 y + b2) / k), k = c0 x + c1 y + 1.
 
 Gray fill. The reference appends a constant-1 channel, warps with zero fill, and paints gray
 (128, 128, 128) wherever that channel became 0. With nearest sampling the extra channel is 0 exactly
 when the rounded source location lies outside the image, which is exactly when the kernel's
 CONSTANT fill mode emits `fill_value`; so warping with `fill_value=128` is the same result without
-the extra channel, the concat and the select (tests/test_augment_ops.py checks the equivalence).
+the extra channel, the concat and the select (tests/test_augment_ops.py checks the equivalence
+against the trick computed literally with `warp`).
 """
 
 import math
 
+import numpy as np
 import tensorflow as tf
 
 GRAY = 128.0
 
+# The fill pixel (128, 128, 128, 0) read as one native-endian int32. It has few enough significant
+# bits to be exact as the float32 `fill_value` on little- and big-endian hosts alike.
+_PACKED_GRAY = int(np.frombuffer(np.array([128, 128, 128, 0], np.uint8).tobytes(), np.int32)[0])
+assert float(np.float32(_PACKED_GRAY)) == _PACKED_GRAY
 
-def _warp(image, transform):
-  """Applies one 8-parameter projective transform (float32 [8]) with nearest sampling, gray fill."""
+
+def warp(image, transform, *, fill_value=GRAY):
+  """Generic warp of a [H, W, C] image: nearest sampling, constant `fill_value` outside."""
   out = tf.raw_ops.ImageProjectiveTransformV3(
       images=image[None],
       transforms=tf.cast(transform, tf.float32)[None],
       output_shape=tf.shape(image)[:2],
-      fill_value=GRAY,
+      fill_value=fill_value,
       interpolation="NEAREST",
       fill_mode="CONSTANT")
   return out[0]
+
+
+def _warp(image, transform):
+  """Gray-filled warp; uint8 RGB images take the packed fast path.
+
+  Packing: the kernel computes the source coordinate once per output *element*, so warping the
+  pixel's 4 bytes (RGB + one pad byte) bitcast to a single int32 channel does a third of the work
+  of warping 3 uint8 channels (measured ~40% faster per op including the pad and slice), and is
+  bit-identical because nearest sampling copies whole pixels.
+  """
+  if image.dtype != tf.uint8 or image.shape[-1] != 3:
+    return warp(image, transform)
+  packed = tf.bitcast(tf.pad(image, [[0, 0], [0, 0], [0, 1]]), tf.int32)[..., None]
+  out = warp(packed, transform, fill_value=float(_PACKED_GRAY))
+  return tf.bitcast(out[..., 0], tf.uint8)[..., :3]
 
 
 def _affine(a0, a1, a2, b0, b1, b2):
