@@ -7,8 +7,10 @@ Generates ImageNet-like JPEGs (500x375, ~80 KB, smooth colour fields plus noise)
 `--classes` class folders (+10% validation images), then, on the same files:
   baseline  one process reading and decoding every file with Pillow (open + load);
   beam      `python -m stages.prepare_splits --split frac10.seed1` in a child process with
-            the default options (DirectRunner/FnApiRunner, one worker process per core).
-Per core: images / (wall seconds x cores) for Beam, images / wall for the one-process loop;
+            the default options (FnApiRunner; the decoding pass uses up to one worker process
+            per core, fewer on small inputs: see stages.prepare_splits.local_workers).
+Per core: images / (wall seconds x worker processes used) for Beam, images / wall for the
+one-process loop;
 also per CPU-second (user+sys of the whole process tree), which is less sensitive to other
 load on a shared machine. The row 4N-N divides the extra images by the extra time, which
 removes the job's fixed start-up cost (imports, worker processes, two passes) and shows the
@@ -20,6 +22,7 @@ RSS(4N) / RSS(N) < 1.5.
 import argparse
 import glob
 import io
+import json
 import os
 import resource
 import shutil
@@ -118,10 +121,11 @@ def _rss_kb(pid):
     return 0
 
 
-def run_beam(data_dir, out_dir):
-    """Run the stage CLI in a child; returns wall s, tree CPU s, peak process / tree RSS MB."""
+def run_beam(data_dir, out_dir, beam_args):
+    """Run the stage CLI in a child; returns wall s, tree CPU s, peak process / tree RSS MB,
+    and the worker processes the decoding pass used."""
     cmd = [sys.executable, "-m", "stages.prepare_splits", f"--input={data_dir}",
-           f"--output={out_dir}", "--split=frac10.seed1"]
+           f"--output={out_dir}", "--split=frac10.seed1", *beam_args]
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     peak = {"proc": 0, "tree": 0}
     start = time.perf_counter()
@@ -145,7 +149,9 @@ def run_beam(data_dir, out_dir):
         raise RuntimeError(f"prepare_splits failed:\n{err.decode()[-3000:]}")
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-    return wall, cpu, peak["proc"] / 1024, peak["tree"] / 1024
+    with open(os.path.join(out_dir, "manifest.json")) as f:
+        workers = json.load(f)["runner"]["workers"]
+    return wall, cpu, peak["proc"] / 1024, peak["tree"] / 1024, workers
 
 
 def main():
@@ -154,6 +160,8 @@ def main():
     parser.add_argument("--classes", type=int, default=10)
     parser.add_argument("--workdir", default=None, help="keep (and reuse) generated data here")
     parser.add_argument("--repeat", type=int, default=2, help="runs per size; best is kept")
+    parser.add_argument("--beam_args", default="", help='extra Beam options for the job, '
+                        'e.g. "--direct_num_workers=2"')
     args = parser.parse_args()
     cores = os.cpu_count()
     work = args.workdir or tempfile.mkdtemp(prefix="bench_prepare_splits_")
@@ -173,29 +181,31 @@ def main():
                 base.append(plain_loop(paths))
                 out = os.path.join(work, f"out{scale}")
                 shutil.rmtree(out, ignore_errors=True)
-                runs.append(run_beam(data, out))
+                runs.append(run_beam(data, out, args.beam_args.split()))
             base_wall, base_cpu = min(b[0] for b in base), min(b[1] for b in base)
             wall, cpu = min(r[0] for r in runs), min(r[1] for r in runs)
             proc_mb, tree_mb = max(r[2] for r in runs), max(r[3] for r in runs)
-            rows.append((scale, len(paths), base_wall, base_cpu, wall, cpu, proc_mb, tree_mb))
+            rows.append((scale, len(paths), base_wall, base_cpu, wall, cpu, proc_mb, tree_mb,
+                         runs[0][4]))
         print(f"\n{'set':>4} {'images':>7} | {'plain img/s':>11} {'/cpu-s':>7} | "
               f"{'beam wall s':>11} {'img/s/core':>10} {'/cpu-s':>7} | {'ratio wall':>10} "
               f"{'ratio cpu':>9} | {'peak proc MB':>12} {'peak tree MB':>12}")
-        for scale, n, bw, bc, w, c, pm, tm in rows:
+        for scale, n, bw, bc, w, c, pm, tm, workers in rows:
             plain, plain_cpu = n / bw, n / bc
-            per_core, per_cpu = n / (w * cores), n / c
+            per_core, per_cpu = n / (w * min(cores, workers)), n / c
             print(f"{str(scale) + 'N':>4} {n:>7} | {plain:>11.1f} {plain_cpu:>7.1f} | "
                   f"{w:>11.1f} {per_core:>10.1f} {per_cpu:>7.1f} | {per_core / plain:>10.2f} "
                   f"{per_cpu / plain_cpu:>9.2f} | {pm:>12.0f} {tm:>12.0f}")
-        (_, n1, bw1, bc1, w1, c1, pm1, tm1), (_, n4, bw4, bc4, w4, c4, pm4, tm4) = rows
+        (_, n1, bw1, bc1, w1, c1, pm1, tm1, k1), (_, n4, bw4, bc4, w4, c4, pm4, tm4, k4) = rows
         # Marginal rates (4N minus N) cancel the fixed start-up cost (imports, worker
         # processes, two passes): what the job costs per image on a large input.
         extra = n4 - n1
         m_plain, m_plain_cpu = extra / (bw4 - bw1), extra / (bc4 - bc1)
-        m_core, m_cpu = extra / ((w4 - w1) * cores), extra / (c4 - c1)
+        m_core, m_cpu = extra / ((w4 - w1) * min(cores, k4)), extra / (c4 - c1)
         print(f"{'4N-N':>4} {extra:>7} | {m_plain:>11.1f} {m_plain_cpu:>7.1f} | "
               f"{w4 - w1:>11.1f} {m_core:>10.1f} {m_cpu:>7.1f} | {m_core / m_plain:>10.2f} "
               f"{m_cpu / m_plain_cpu:>9.2f} |   (marginal: fixed start-up cost removed)")
+        print(f"decoding-pass worker processes: N {k1}, 4N {k4} (img/s/core divides by these)")
         print(f"\npeak RSS 4N/N: largest process {pm4 / pm1:.2f}x, whole tree {tm4 / tm1:.2f}x "
               f"(target < 1.5x); load avg after {os.getloadavg()[0]:.1f}")
     finally:

@@ -62,8 +62,9 @@ def pipeline_options(beam_args=None):
 
     No --runner or DirectRunner: Beam's FnApiRunner in multi-process mode over
     all cores (unless --direct_num_workers / --direct_running_mode say
-    otherwise). It is used directly because the DirectRunner first tries to
-    download the Prism runner binary. DataflowRunner: --setup_file defaults to
+    otherwise; run() uses fewer processes for small inputs, see local_workers).
+    It is used directly because the DirectRunner first tries to download the
+    Prism runner binary. DataflowRunner: --setup_file defaults to
     this package's setup.py so workers install the code and the split lists.
     """
     from apache_beam.options.pipeline_options import (DirectOptions, PipelineOptions,
@@ -93,17 +94,32 @@ def _repo_root():
     return os.path.dirname(os.path.dirname(os.path.abspath(fixmatch.__file__)))
 
 
-def _run_pipeline(build, beam_args, *, in_process=False, **kwargs):
-    """Build and run one pass. `in_process`: a local run of a cheap pass (listing folders)
-    stays in this process instead of paying for starting worker processes, unless
-    --direct_num_workers was given explicitly."""
+#: A local worker process costs ~1.5 CPU-seconds to start (Python + Beam imports), about
+#: what decoding 1,000-2,000 ImageNet JPEGs costs; fewer images per process than this and
+#: extra processes cost more than they save.
+IMAGES_PER_LOCAL_WORKER = 2500
+
+
+def local_workers(num_images: int) -> int:
+    """Worker processes for the decoding pass of a local run without --direct_num_workers."""
+    return max(1, min(os.cpu_count() or 1, num_images // IMAGES_PER_LOCAL_WORKER))
+
+
+def _run_pipeline(build, beam_args, *, workers=None, **kwargs):
+    """Build and run one pass; returns (result, description of the runner used).
+
+    `workers`: for a local run without an explicit --direct_num_workers, the number of
+    worker processes (1 = in this process); see IMAGES_PER_LOCAL_WORKER."""
     import apache_beam as beam
+    from apache_beam.options.pipeline_options import DirectOptions
     runner, options = pipeline_options(beam_args)
-    explicit = "--direct_num_workers" in " ".join(beam_args or [])
-    if in_process and not explicit and not isinstance(runner, str):
-        from apache_beam.options.pipeline_options import DirectOptions
-        direct = options.view_as(DirectOptions)
-        direct.direct_num_workers, direct.direct_running_mode = 1, "in_memory"
+    local = not isinstance(runner, str)
+    direct = options.view_as(DirectOptions)
+    if local and workers and "--direct_num_workers" not in " ".join(beam_args or []):
+        direct.direct_num_workers = workers
+        direct.direct_running_mode = "in_memory" if workers == 1 else "multi_processing"
+    used = ({"runner": "FnApiRunner", "workers": direct.direct_num_workers or os.cpu_count(),
+             "mode": direct.direct_running_mode} if local else {"runner": runner})
     # Local worker processes must import this package like the driver does.
     path = os.environ.get("PYTHONPATH", "")
     if _repo_root() not in path.split(os.pathsep):
@@ -112,7 +128,7 @@ def _run_pipeline(build, beam_args, *, in_process=False, **kwargs):
     build(pipeline, **kwargs)
     result = pipeline.run()
     result.wait_until_finish()
-    return result
+    return result, used
 
 
 def _counters(result):
@@ -187,7 +203,7 @@ def run(*, input, output, split, allow_missing=False, beam_args=None) -> dict:
     started = time.time()
 
     _run_pipeline(plan_transforms.build_plan_pipeline, beam_args,
-                  in_process=source.kind == sources.FOLDERS,
+                  workers=1 if source.kind == sources.FOLDERS else None,
                   source=source, spec=spec, work_dir=work)
     rows = _read_json(f"{work}/class_counts.json")
     classes = layout_lib.class_names(rows, source.classes)
@@ -202,9 +218,11 @@ def run(*, input, output, split, allow_missing=False, beam_args=None) -> dict:
         raise layout_lib.SplitError(f"split {spec.name!r} selects no labeled image from {input}")
     layout = layout_lib.shard_layout(counts)
 
-    result = _run_pipeline(write_transforms.build_write_pipeline, beam_args,
-                           plan_glob=f"{work}/plan/part*", out_dir=output, work_dir=work,
-                           layout=layout)
+    result, runner_used = _run_pipeline(
+        write_transforms.build_write_pipeline, beam_args,
+        workers=local_workers(layout[schema.UNLABELED]["records"]
+                              + layout[schema.VALIDATION]["records"]),
+        plan_glob=f"{work}/plan/part*", out_dir=output, work_dir=work, layout=layout)
     counters = _counters(result)
     _LOG.info("prepare_splits %s: Beam counters %s", spec.name, counters)
     stats = _read_json(f"{work}/stats.json")
@@ -221,6 +239,7 @@ def run(*, input, output, split, allow_missing=False, beam_args=None) -> dict:
     _fs().delete([work if "://" not in work else work + "/"])
     manifest["seconds"] = round(time.time() - started, 1)
     manifest["beam_counters"] = counters
+    manifest["runner"] = runner_used
     _write_text(f"{output}/manifest.json", json.dumps(manifest, indent=2, sort_keys=True))
     return manifest
 

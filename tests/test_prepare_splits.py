@@ -89,6 +89,8 @@ def test_membership_is_identical_with_two_worker_processes(data, frac_split, tmp
     manifest2 = prepare_splits.run(
         input=data[0], output=out2, split="frac10.seed1",
         beam_args=["--direct_num_workers=2", "--direct_running_mode=multi_processing"])
+    assert manifest2["runner"] == {"runner": "FnApiRunner", "workers": 2,
+                                   "mode": "multi_processing"}
     for key in ("counts", "counts_per_class", "shards", "source_fingerprint"):
         assert manifest2[key] == manifest1[key]
     for set_name in schema.SETS:  # same records, same order, same bytes

@@ -46,6 +46,9 @@ def test_direct_runner_defaults_to_all_cores_in_processes():
         0, "multi_processing")
     _, options = prepare_splits.pipeline_options(["--direct_num_workers=1"])
     assert options.get_all_options()["direct_running_mode"] == "in_memory"
+    # small inputs are decoded in one process: starting workers would cost more
+    assert prepare_splits.local_workers(100) == 1
+    assert prepare_splits.local_workers(10 ** 7) == os.cpu_count()
 
 
 def test_sdist_from_setup_py_carries_the_split_lists_and_the_stage(tmp_path):
