@@ -51,12 +51,12 @@ def draw_image(class_name: str, rng: np.random.Generator, *, image_size: int = 6
     w = int(image_size) * _SUPERSAMPLE
     bg0, bg1 = rng.uniform(0, 255, size=(2, 3))
     canvas = _gradient(rng, w, bg0, bg1)
-    _draw_clutter(rng, canvas, w, lines=int(rng.integers(2, 7)), specks=int(rng.integers(0, 4)))
+    _draw_clutter(rng, canvas, w, lines=int(rng.integers(1, 5)), specks=int(rng.integers(0, 4)))
 
     fg = _contrasting_colour(rng, (bg0 + bg1) / 2.0)
     mask = _object_mask(class_name, rng, w)
     canvas = canvas * (1.0 - mask[..., None]) + fg * mask[..., None]
-    _draw_clutter(rng, canvas, w, lines=int(rng.integers(0, 3)), specks=0)
+    _draw_clutter(rng, canvas, w, lines=int(rng.integers(0, 2)), specks=0)
 
     small = canvas.reshape(image_size, _SUPERSAMPLE, image_size, _SUPERSAMPLE, 3).mean(axis=(1, 3))
     small += rng.normal(0.0, rng.uniform(2.0, 10.0), size=small.shape)
@@ -125,15 +125,16 @@ def _draw_clutter(rng, canvas, w, *, lines, specks):
 
 def _object_mask(class_name, rng, w):
     """Float mask in [0, 1] of the one object, at a random pose."""
-    r = rng.uniform(0.20, 0.36) * w
+    r = rng.uniform(0.24, 0.38) * w
     margin = 0.75 * r
     cx, cy = rng.uniform(margin, w - margin, size=2)
     theta = rng.uniform(0, 2 * np.pi)
     aspect = rng.uniform(0.8, 1.0)
     pose = (cx, cy, r, theta, aspect)
     if class_name in _TEXTURES:
+        # Texture patches are larger than shapes so that several periods always show.
         region = "circle" if rng.random() < 0.5 else "square"
-        inside = _polygon_mask(w, pose, _OUTLINES[region]())
+        inside = _polygon_mask(w, pose, np.asarray(_OUTLINES[region]()) * 1.3)
         return inside * _TEXTURES[class_name](rng, w, pose)
     mask = _polygon_mask(w, pose, _OUTLINES[class_name]())
     for hole in _HOLES.get(class_name, lambda _rng: [])(rng):
@@ -197,20 +198,20 @@ _HOLES = {
 
 def _stripes(rng, w, pose):
     u, _ = _local_coords(w, pose)
-    period = rng.uniform(0.25, 0.45)
+    period = rng.uniform(0.45, 0.65)
     return (np.floor(u / period + rng.random()) % 2 == 0).astype(np.float64)
 
 
 def _checker(rng, w, pose):
     u, v = _local_coords(w, pose)
-    period = rng.uniform(0.3, 0.5)
+    period = rng.uniform(0.45, 0.65)
     cell = np.floor(u / period + rng.random()) + np.floor(v / period + rng.random())
     return (cell % 2 == 0).astype(np.float64)
 
 
 def _dots(rng, w, pose):
     u, v = _local_coords(w, pose)
-    period = rng.uniform(0.4, 0.6)
+    period = rng.uniform(0.5, 0.7)
     fu = (u / period + rng.random()) % 1.0 - 0.5
     fv = (v / period + rng.random()) % 1.0 - 0.5
     return (fu * fu + fv * fv <= 0.3 ** 2).astype(np.float64)
