@@ -67,6 +67,14 @@ def test_levels_out_of_range_are_clipped_to_the_edge_bins():
   assert new[5, 14] == 0.5 and new[6, 0] == 0.5 and (new == 0.5).sum() == 2
 
 
+def test_mismatched_probe_shapes_are_reported():
+  with pytest.raises(ValueError, match=r"proximity \[N\].*\(3, 2\).*\(3, 2\).*\(2,\)"):
+    update_rates(tf.ones([NUM_OPS, 15]), tf.zeros([3, 2], tf.int32), tf.zeros([3, 2]),
+                 tf.zeros([2]), decay=0.99, num_levels=15)
+  with pytest.raises(ValueError, match="15 bins per op but num_levels=10"):
+    update_rates(tf.ones([NUM_OPS, 15]), [[0, 1]], [[0.1, 0.2]], [0.5], decay=0.99, num_levels=10)
+
+
 def test_probability_table_follows_the_spec_row_rule():
   rates = np.ones([NUM_OPS, 15], np.float32)
   rates[0] = np.linspace(0.0, 0.9, 15)  # max 0.9; bins i/14 >= 0.85 survive (i = 12, 13, 14)

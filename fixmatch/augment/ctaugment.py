@@ -64,7 +64,9 @@ def update_rates(rates, op_indices, levels, proximity, *, decay, num_levels):
   """
   rates = tf.convert_to_tensor(rates, tf.float32)
   op_indices = tf.cast(op_indices, tf.int32)
+  levels = tf.convert_to_tensor(levels, tf.float32)
   proximity = tf.cast(proximity, tf.float32)
+  _check_update_shapes(rates, op_indices, levels, proximity, num_levels)
   num_cells = tf.size(rates)
   cells = tf.reshape(op_indices * num_levels + level_bins(levels, num_levels), [-1])
   hit_values = tf.reshape(tf.broadcast_to(proximity[:, None], tf.shape(op_indices)), [-1])
@@ -73,6 +75,19 @@ def update_rates(rates, op_indices, levels, proximity, *, decay, num_levels):
   flat = tf.reshape(rates, [-1])
   moved = flat + (1.0 - decay) * (sums / tf.maximum(hits, 1.0) - flat)
   return tf.reshape(tf.where(hits > 0, moved, flat), tf.shape(rates))
+
+
+def _check_update_shapes(rates, op_indices, levels, proximity, num_levels):
+  """Static shape checks (at trace time), so a mis-wired probe batch fails with its shapes."""
+  if rates.shape.rank is not None and rates.shape[-1] is not None \
+      and rates.shape[-1] != num_levels:
+    raise ValueError(f"rates has {rates.shape[-1]} bins per op but num_levels={num_levels!r}")
+  if not (op_indices.shape.rank in (None, 2) and levels.shape.rank in (None, 2)
+          and proximity.shape.rank in (None, 1)
+          and op_indices.shape.is_compatible_with(levels.shape)
+          and op_indices.shape[:1].is_compatible_with(proximity.shape[:1])):
+    raise ValueError(f"expected op_indices [N, L], levels [N, L] and proximity [N]; got "
+                     f"{op_indices.shape}, {levels.shape} and {proximity.shape}")
 
 
 def rates_to_probs(rates, *, confidence_threshold, epsilon):
