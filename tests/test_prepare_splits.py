@@ -195,3 +195,28 @@ def test_imagenet_to_gcs_tfrecords_get_zero_based_labels(tmp_path):
         "count": 1, "reasons": {"record without image/filename or image/class/label": 1}}
     for record in read_set(out, "unlabeled") + read_set(out, "validation"):
         assert synsets[record[schema.LABEL] + 1] == record[schema.SYNSET]
+
+
+def test_shards_are_balanced_class_mixed_and_shuffled(tmp_path, monkeypatch):
+    from fixmatch.splitting import shards
+    monkeypatch.setattr(shards, "MIN_PER_SHARD", 8)  # 60 images -> 8 shards of 7-8
+    files = {f"train/{c}/{c}_{i}.JPEG": image_bytes("rgb", 100 * j + i, size=16)
+             for j, c in enumerate(("a", "b", "c")) for i in range(20)}
+    files.update({f"val/{c}/v_{c}.JPEG": image_bytes("rgb", j, size=16)
+                  for j, c in enumerate(("a", "b", "c"))})
+    write_tree(str(tmp_path / "data"), files)
+    out = str(tmp_path / "split")
+    manifest = prepare_splits.run(input=str(tmp_path / "data"), output=out, split="full",
+                                  beam_args=ONE_WORKER)
+    assert manifest["shards"]["unlabeled"] == 8
+    paths = sorted(glob.glob(schema.shard_glob(out, "unlabeled")))
+    assert [os.path.basename(p) for p in paths] == [
+        f"unlabeled.tfrecord-{i:05d}-of-00008" for i in range(8)]
+    per_shard = [[schema.parse_example(r) for _, r in recordio.scan_records(p)] for p in paths]
+    sizes = [len(s) for s in per_shard]
+    assert sum(sizes) == 60 and max(sizes) - min(sizes) <= 1
+    for records in per_shard:  # every shard holds every class, not in class order
+        labels = [r[schema.LABEL] for r in records]
+        assert set(labels) == {0, 1, 2}
+    all_labels = [r[schema.LABEL] for s in per_shard for r in s]
+    assert all_labels != sorted(all_labels)
