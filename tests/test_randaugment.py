@@ -52,9 +52,11 @@ def test_from_hparams_uses_the_reference_defaults():
   assert (ra.num_layers, ra.magnitude) == (3, 0.3)
 
 
-def test_rejects_float_images():
-  with pytest.raises(TypeError, match="uint8"):
-    RandAugment()(tf.zeros([8, 8, 3], tf.float32))
+@pytest.mark.parametrize("image", [tf.zeros([8, 8, 3], tf.float32), tf.zeros([2, 8, 8, 3], tf.uint8),
+                                   tf.zeros([8, 8, 4], tf.uint8)])
+def test_rejects_anything_but_one_uint8_rgb_image(image):
+  with pytest.raises(TypeError, match=r"one uint8 image \[H, W, 3\].*" + image.dtype.name):
+    RandAugment()(image)
 
 
 @pytest.mark.parametrize("num_layers,prob", [(2, 0.5), (3, 0.2)])

@@ -20,7 +20,8 @@ graph-compatible. `apply_indexed(table, index, image, level)` runs the op chosen
 with `tf.switch_case`, so inside tf.data only the selected branch executes.
 
 Random signs (RandAugment's Rotate/Shear/Translate) are drawn inside `level_to_args` with the
-stateful `tf.random.uniform`, i.e. only when that op is actually selected.
+stateful `tf.random.uniform`, i.e. only when that op is actually selected. `check_image` is the
+shared trace-time guard of the policies (one uint8 RGB image, not a batch, not floats).
 """
 
 import tensorflow as tf
@@ -171,8 +172,10 @@ def level_ops(table):
 
 
 def check_image(image):
-  """Raises TypeError unless `image` is one uint8 [H, W, C] image (checked at trace time)."""
-  if image.dtype != tf.uint8 or (image.shape.rank is not None and image.shape.rank != 3):
+  """Raises TypeError unless `image` is one uint8 [H, W, 3] image (checked at trace time)."""
+  bad_rank = image.shape.rank is not None and image.shape.rank != 3
+  bad_channels = not bad_rank and image.shape.rank == 3 and image.shape[-1] not in (None, 3)
+  if image.dtype != tf.uint8 or bad_rank or bad_channels:
     raise TypeError(f"augmentation expects one uint8 image [H, W, 3], got dtype {image.dtype.name} "
                     f"and shape {image.shape}; apply it per image (inside Dataset.map) before "
                     f"the float conversion")
