@@ -44,6 +44,7 @@ class LoopConfig:
     keep_checkpoints: int = 3
     momentum: float = 0.9
     summaries_with_epoch: bool = True
+    images_per_step: int = None  # for images/s; None = global_batch_size (FixMatch: B*(1+2*uratio))
 
     def __post_init__(self):
         checks = {
@@ -55,6 +56,7 @@ class LoopConfig:
             "ema_decay": 0.0 <= self.ema_decay < 1.0,
             "keep_checkpoints": self.keep_checkpoints >= 1,
             "momentum": 0.0 <= self.momentum < 1.0,
+            "images_per_step": self.images_per_step is None or self.images_per_step >= 1,
         }
         for name, ok in checks.items():
             if not ok:
@@ -145,6 +147,8 @@ def train_and_evaluate(*, strategy, config: LoopConfig, model_fn, learning_rate,
     x_axis = functools.partial(summaries.summary_x, steps_per_epoch=config.steps_per_epoch,
                                with_epoch=config.summaries_with_epoch)
 
+    images_per_step = config.images_per_step or config.global_batch_size
+
     # 3. The outer loop.
     test = None
     train_seconds, trained_steps = 0.0, 0
@@ -162,7 +166,7 @@ def train_and_evaluate(*, strategy, config: LoopConfig, model_fn, learning_rate,
             steady_seconds, steady_steps = steady_seconds + seconds, steady_steps + num_steps
         train_seconds, trained_steps = train_seconds + seconds, trained_steps + num_steps
         step += num_steps
-        images_per_sec = num_steps * config.global_batch_size / seconds
+        images_per_sec = num_steps * images_per_step / seconds
         epoch = step / config.steps_per_epoch
         x = x_axis(step)
         scalars = {"train/loss": train["loss"], "train/accuracy": train["accuracy"],
@@ -202,9 +206,9 @@ def train_and_evaluate(*, strategy, config: LoopConfig, model_fn, learning_rate,
         "steps_this_run": trained_steps,
         "wall_time_s": time.time() - start_time,
         "train_time_s": train_seconds,
-        "images_per_sec": (trained_steps * config.global_batch_size / train_seconds
+        "images_per_sec": (trained_steps * images_per_step / train_seconds
                            if train_seconds > 0 else None),
-        "images_per_sec_steady": (steady_steps * config.global_batch_size / steady_seconds
+        "images_per_sec_steady": (steady_steps * images_per_step / steady_seconds
                                   if steady_seconds > 0 else None),
         "global_batch_size": config.global_batch_size,
         "num_replicas": num_replicas,
