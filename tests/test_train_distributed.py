@@ -49,6 +49,10 @@ def test_two_replicas_match_one_device(tmp_path):
     assert one["num_replicas"] == 1 and two["num_replicas"] == 2
     np.testing.assert_allclose(two["block_losses"], one["block_losses"], rtol=1e-4)
     np.testing.assert_allclose(two["weights_digest"], one["weights_digest"], rtol=1e-4)
+    # Second phase on two replicas: a BN model with CTAugment probes. BN moving statistics,
+    # EMA weights and CTA rates must be identical on both replicas, and the rates must move.
+    assert two["replicas_in_sync"] is True
+    assert two["cta_rates_min"] < 1.0
 
 
 def _free_ports(n):
@@ -160,8 +164,53 @@ def _main(mode, model_dir, out):
     result["block_losses"] = [float(line.split(" loss ")[1].split()[0])
                               for line in lines if line.startswith("step")]
     result["weights_digest"] = [float(np.abs(v.numpy()).sum()) for v in models[0].weights]
+    if mode == "mirrored-two":
+        result.update(_bn_and_cta_phase(strategy, model_dir + "-cta", train_fn, eval_fn))
     with open(out, "w") as f:
         json.dump(result, f)
+
+
+def _bn_and_cta_phase(strategy, model_dir, train_fn, eval_fn):
+    """resnet_tiny + CTA hooks on two replicas; reports whether replicas agree."""
+    import tensorflow as tf
+
+    from fixmatch.augment.ctaugment import CTAPolicy, CTAState
+    from fixmatch.models import build_model
+    from fixmatch.train import cta_hooks, loop, schedule
+
+    def with_probes(ctx):
+        def add(batch):
+            n = tf.shape(batch["label"])[0]
+            return dict(batch, probe_image=batch["image"][:, ::-1],
+                        probe_op_indices=tf.random.uniform([n, 2], maxval=19, dtype=tf.int32),
+                        probe_op_args=tf.random.uniform([n, 2]))
+        return train_fn(ctx).map(add)
+
+    with strategy.scope():
+        state = CTAState()
+    hooks = cta_hooks.make_cta_hooks(state=state, policy=CTAPolicy())
+    models = []
+
+    def model_fn():
+        models.append(build_model("resnet_tiny", num_classes=CLASSES, image_size=SIZE))
+        return models[-1]
+
+    config = loop.LoopConfig(model_dir=model_dir, total_steps=2, steps_per_run=2,
+                             steps_per_epoch=4.0, global_batch_size=GLOBAL_BATCH, ema_decay=0.5)
+    lr = schedule.EpochSchedule(lambda step: tf.constant(0.1))
+    loop.train_and_evaluate(strategy=strategy, config=config, model_fn=model_fn,
+                            learning_rate=lr, train_dataset_fn=with_probes,
+                            eval_dataset_fn=eval_fn, cta=hooks, log=lambda line: None)
+
+    def agree(variable):
+        local = [np.asarray(v) for v in strategy.experimental_local_results(variable)]
+        return len(local) == 2 and all(np.allclose(local[0], x) for x in local[1:])
+
+    online, ema_model = models
+    checked = list(online.non_trainable_variables) + list(ema_model.variables)
+    in_sync = all(agree(v.value) for v in checked) and agree(state.rates)
+    return {"replicas_in_sync": bool(in_sync),
+            "cta_rates_min": float(np.asarray(state.rates.values[0]).min())}
 
 
 if __name__ == "__main__":
