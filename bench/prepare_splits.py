@@ -10,13 +10,13 @@ Generates ImageNet-like JPEGs (500x375, ~80 KB, smooth colour fields plus noise)
             the default options (FnApiRunner; the decoding pass uses up to one worker process
             per core, fewer on small inputs: see stages.prepare_splits.local_workers).
 Per core: images / (wall seconds x worker processes used) for Beam, images / wall for the
-one-process loop;
-also per CPU-second (user+sys of the whole process tree), which is less sensitive to other
-load on a shared machine. The row 4N-N divides the extra images by the extra time, which
-removes the job's fixed start-up cost (imports, worker processes, two passes) and shows the
-per-image cost on a large input. Peak RSS is sampled from /proc every 50 ms over the child's whole
-process tree: the largest single process and the largest sum. Target (issue 3): ratio >= 0.8,
-RSS(4N) / RSS(N) < 1.5.
+one-process loop; also per CPU-second (user+sys of the whole process tree), which is less
+sensitive to other load on a shared machine. The row 4N-N divides the extra images by the
+extra time, which removes the job's fixed start-up cost (imports, worker processes, two
+passes) and shows the per-image cost on a large input. Peak RSS is sampled from /proc every
+50 ms over the child's process tree: the driver (the local runner keeps Beam's inter-stage
+data, here keys only, in its memory), the largest worker process (decodes and writes), and
+the sum. Target (issue 3): ratio >= 0.8, RSS(4N) / RSS(N) < 1.5.
 """
 
 import argparse
@@ -122,20 +122,21 @@ def _rss_kb(pid):
 
 
 def run_beam(data_dir, out_dir, beam_args):
-    """Run the stage CLI in a child; returns wall s, tree CPU s, peak process / tree RSS MB,
-    and the worker processes the decoding pass used."""
+    """Run the stage CLI in a child; returns wall s, tree CPU s, peak RSS MB of the driver,
+    of the largest worker process and of the whole tree, and the decoding pass's workers."""
     cmd = [sys.executable, "-m", "stages.prepare_splits", f"--input={data_dir}",
            f"--output={out_dir}", "--split=frac10.seed1", *beam_args]
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    peak = {"proc": 0, "tree": 0}
+    peak = {"driver": 0, "worker": 0, "tree": 0}
     start = time.perf_counter()
     child = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     done = threading.Event()
 
     def sample():
         while not done.is_set():
-            sizes = [_rss_kb(p) for p in _tree(child.pid)]
-            peak["proc"] = max(peak["proc"], max(sizes, default=0))
+            sizes = [_rss_kb(p) for p in _tree(child.pid)]  # the driver first
+            peak["driver"] = max(peak["driver"], sizes[0])
+            peak["worker"] = max(peak["worker"], max(sizes[1:], default=0))
             peak["tree"] = max(peak["tree"], sum(sizes))
             time.sleep(0.05)
 
@@ -151,7 +152,8 @@ def run_beam(data_dir, out_dir, beam_args):
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     with open(os.path.join(out_dir, "manifest.json")) as f:
         workers = json.load(f)["runner"]["workers"]
-    return wall, cpu, peak["proc"] / 1024, peak["tree"] / 1024, workers
+    return (wall, cpu, peak["driver"] / 1024, peak["worker"] / 1024, peak["tree"] / 1024,
+            workers)
 
 
 def main():
@@ -184,19 +186,18 @@ def main():
                 runs.append(run_beam(data, out, args.beam_args.split()))
             base_wall, base_cpu = min(b[0] for b in base), min(b[1] for b in base)
             wall, cpu = min(r[0] for r in runs), min(r[1] for r in runs)
-            proc_mb, tree_mb = max(r[2] for r in runs), max(r[3] for r in runs)
-            rows.append((scale, len(paths), base_wall, base_cpu, wall, cpu, proc_mb, tree_mb,
-                         runs[0][4]))
+            mem = tuple(max(r[i] for r in runs) for i in (2, 3, 4))  # driver, worker, tree
+            rows.append((scale, len(paths), base_wall, base_cpu, wall, cpu, mem, runs[0][5]))
         print(f"\n{'set':>4} {'images':>7} | {'plain img/s':>11} {'/cpu-s':>7} | "
               f"{'beam wall s':>11} {'img/s/core':>10} {'/cpu-s':>7} | {'ratio wall':>10} "
-              f"{'ratio cpu':>9} | {'peak proc MB':>12} {'peak tree MB':>12}")
-        for scale, n, bw, bc, w, c, pm, tm, workers in rows:
+              f"{'ratio cpu':>9} | {'peak RSS MB: driver':>19} {'worker':>6} {'tree':>5}")
+        for scale, n, bw, bc, w, c, (dm, wm, tm), workers in rows:
             plain, plain_cpu = n / bw, n / bc
             per_core, per_cpu = n / (w * min(cores, workers)), n / c
             print(f"{str(scale) + 'N':>4} {n:>7} | {plain:>11.1f} {plain_cpu:>7.1f} | "
                   f"{w:>11.1f} {per_core:>10.1f} {per_cpu:>7.1f} | {per_core / plain:>10.2f} "
-                  f"{per_cpu / plain_cpu:>9.2f} | {pm:>12.0f} {tm:>12.0f}")
-        (_, n1, bw1, bc1, w1, c1, pm1, tm1, k1), (_, n4, bw4, bc4, w4, c4, pm4, tm4, k4) = rows
+                  f"{per_cpu / plain_cpu:>9.2f} | {dm:>19.0f} {wm:>6.0f} {tm:>5.0f}")
+        (_, n1, bw1, bc1, w1, c1, mem1, k1), (_, n4, bw4, bc4, w4, c4, mem4, k4) = rows
         # Marginal rates (4N minus N) cancel the fixed start-up cost (imports, worker
         # processes, two passes): what the job costs per image on a large input.
         extra = n4 - n1
@@ -206,8 +207,10 @@ def main():
               f"{w4 - w1:>11.1f} {m_core:>10.1f} {m_cpu:>7.1f} | {m_core / m_plain:>10.2f} "
               f"{m_cpu / m_plain_cpu:>9.2f} |   (marginal: fixed start-up cost removed)")
         print(f"decoding-pass worker processes: N {k1}, 4N {k4} (img/s/core divides by these)")
-        print(f"\npeak RSS 4N/N: largest process {pm4 / pm1:.2f}x, whole tree {tm4 / tm1:.2f}x "
-              f"(target < 1.5x); load avg after {os.getloadavg()[0]:.1f}")
+        ratios = [f"{name} {b / a:.2f}x" if a else f"{name} -" for name, a, b in
+                  zip(("driver", "largest worker", "whole tree"), mem1, mem4)]
+        print(f"\npeak RSS 4N/N: {', '.join(ratios)} (target < 1.5x; compare trees only "
+              f"with equal worker counts); load avg after {os.getloadavg()[0]:.1f}")
     finally:
         if not args.workdir:
             shutil.rmtree(work, ignore_errors=True)
