@@ -118,7 +118,8 @@ def test_named_lists_select_exactly_their_files(data, tmp_path, split, key, list
 
 def test_list_entries_missing_from_input_are_an_error(data, tmp_path):
     out = str(tmp_path / "split")
-    with pytest.raises(layout.SplitError, match=r"of 12811 entries .*n0\d+_\d+\.JPEG.*allow_missing"):
+    with pytest.raises(layout.SplitError,
+                       match=r"of 12811 entries .*n0\d+_\d+\.JPEG.*allow_missing"):
         prepare_splits.run(input=data[0], output=out, split="simclr_1pct", beam_args=ONE_WORKER)
     assert not os.path.exists(os.path.join(out, "manifest.json"))
 
@@ -162,7 +163,8 @@ def _example(name, label, synset, encoded):
     feature = {"image/encoded": b(encoded), "image/filename": b(name.encode()),
                "image/class/synset": b(synset.encode()), "image/format": b(b"JPEG")}
     if label is not None:
-        feature["image/class/label"] = tf.train.Feature(int64_list=tf.train.Int64List(value=[label]))
+        feature["image/class/label"] = tf.train.Feature(
+            int64_list=tf.train.Int64List(value=[label]))
     return tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString()
 
 

@@ -71,7 +71,8 @@ def test_write_shard_converts_rejects_and_stages_labeled(tmp_path):
             lambda s: (s["read"], s["written"], sorted(s["rejected"].items()),
                        sorted(s["converted"].items())))
         assert_that(stats, equal_to([(7, {"unlabeled": {"0": 4}},
-                                      [("empty file", 1), ("not an image (no known image format)", 1),
+                                      [("empty file", 1),
+                                       ("not an image (no known image format)", 1),
                                        ("truncated or corrupt image", 1)],
                                       [("CMYK JPEG", 1), ("PNG data in a .JPEG file", 1),
                                        ("grayscale JPEG", 1)])]), label="Stats")

@@ -65,7 +65,8 @@ def _class_dirs(path: str) -> Dict[str, int]:
         for entry in sorted(os.scandir(path), key=lambda e: e.name):
             if entry.is_dir() and not entry.name.startswith("."):
                 counts[entry.name] = sum(
-                    1 for f in os.scandir(entry.path) if f.is_file() and images.is_image_name(f.name))
+                    1 for f in os.scandir(entry.path)
+                    if f.is_file() and images.is_image_name(f.name))
         return counts
     prefix = path.rstrip("/") + "/"
     for meta in _match(prefix + "*/*"):
