@@ -22,7 +22,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 #: Bump when a change alters any generated pixel (callers put it in cache fingerprints).
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 
 #: Class names in label order. A data set of k classes uses the first k.
 CLASSES = ("circle", "ring", "square", "triangle", "star",
