@@ -183,6 +183,7 @@ def test_example_codec_matches_tensorflow_deterministic_serialization():
     ours = example_codec.make_example(**kwargs)
     theirs = tf.train.Example.FromString(schema.make_example(**kwargs))
     assert ours == theirs.SerializeToString(deterministic=True)
+    assert ours == schema.make_example(**kwargs)  # both writers give the same bytes
     assert schema.parse_example(ours) == schema.parse_example(schema.make_example(**kwargs))
     decoded = example_codec.decode_features(example_codec.encode_example(
         {"a": b"x", "n": -5, "big": 2 ** 40}))

@@ -44,7 +44,7 @@ def make_example(*, encoded: bytes, filename: str, label: int, synset: str,
         WIDTH: _int(width),
     }
     return tf.train.Example(
-        features=tf.train.Features(feature=features)).SerializeToString()
+        features=tf.train.Features(feature=features)).SerializeToString(deterministic=True)
 
 
 def parse_spec():
