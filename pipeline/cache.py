@@ -145,6 +145,15 @@ def _copy_tree(src: str, dst: str):
             g.copy(posixpath.join(dirpath, name), posixpath.join(target_dir, name), overwrite=True)
 
 
+def _log_once():
+    """Stop Luigi's lines from printing twice once a library (Beam, on import) has given the
+    root logger a handler: Luigi's console handler sits on "luigi-interface", which also
+    propagates to root. Only when Luigi configured that handler itself (default logging)."""
+    luigi_logger = logging.getLogger("luigi-interface")
+    if luigi_logger.handlers:
+        luigi_logger.propagate = False
+
+
 @contextlib.contextmanager
 def _flock(path: str, what: str):
     """Hold an exclusive flock on `path`; log once if another process holds it and we wait."""
@@ -308,6 +317,7 @@ class CachedTask(luigi.Task):
         raise NotImplementedError(f"{type(self).__name__} must implement run_stage(tmp_dir)")
 
     def run(self):
+        _log_once()
         fp = self.fingerprint
         makedirs(self.stage_dir)
         with _flock(self._lock_path(), what=f"{self.stage_name}/{fp[:12]}"):

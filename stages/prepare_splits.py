@@ -32,7 +32,6 @@ from fixmatch.splitting import layout as layout_lib
 from fixmatch.splitting import names as names_lib
 from fixmatch.splitting import plan_transforms, selection, sources, write_transforms
 
-_LOG = logging.getLogger(__name__)
 FORMAT_VERSION = 1
 WORK = ".work"
 
@@ -207,6 +206,7 @@ def run(*, input, output, split, allow_missing=False, beam_args=None) -> dict:
     work = f"{output}/{WORK}"
     started = time.time()
 
+    _progress(f"pass 1/2: listing and planning {input} (split {spec.name})")
     _run_pipeline(plan_transforms.build_plan_pipeline, beam_args,
                   workers=1 if source.kind == sources.FOLDERS else None,
                   source=source, spec=spec, work_dir=work)
@@ -222,6 +222,9 @@ def run(*, input, output, split, allow_missing=False, beam_args=None) -> dict:
     if not counts[schema.LABELED]:
         raise layout_lib.SplitError(f"split {spec.name!r} selects no labeled image from {input}")
     layout = layout_lib.shard_layout(counts)
+    _progress("pass 2/2: decoding and writing " + ", ".join(
+        f"{name} {sum(counts[name].values())} images in {layout[name]['shards']} shards"
+        for name in schema.SETS))
 
     result, runner_used = _run_pipeline(
         write_transforms.build_write_pipeline, beam_args,
@@ -229,7 +232,7 @@ def run(*, input, output, split, allow_missing=False, beam_args=None) -> dict:
                               + layout[schema.VALIDATION]["records"]),
         plan_glob=f"{work}/plan/part*", out_dir=output, work_dir=work, layout=layout)
     counters = _counters(result)
-    _LOG.info("prepare_splits %s: Beam counters %s", spec.name, counters)
+    _progress(f"Beam counters {counters}")
     stats = _read_json(f"{work}/stats.json")
     _complete_empty_shards(output, layout)
     plan_rejected = _read_lines(f"{work}/plan_rejected/part*")
@@ -247,6 +250,10 @@ def run(*, input, output, split, allow_missing=False, beam_args=None) -> dict:
     manifest["runner"] = runner_used
     _write_text(f"{output}/manifest.json", json.dumps(manifest, indent=2, sort_keys=True))
     return manifest
+
+
+def _progress(message):
+    print(f"prepare_splits: {message}", file=sys.stderr, flush=True)
 
 
 def _complete_empty_shards(output, layout):

@@ -10,6 +10,7 @@ time: memory stays flat however large the input is.
 
 import collections
 import json
+import sys
 import uuid
 
 import apache_beam as beam
@@ -179,6 +180,9 @@ class WriteImageShard(beam.DoFn):
         out.close()
         if staging is not None:
             staging.close()
+        # Progress for local runs (Dataflow shows the Beam counters live in its console).
+        print(f"prepare_splits: {set_name} shard {shard + 1}/{num}: {stats['read']} read, "
+              f"{len(rejected)} rejected", file=sys.stderr, flush=True)
         yield stats
         for item in index:
             yield beam.pvalue.TaggedOutput(LABELED_INDEX, item)
