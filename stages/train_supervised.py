@@ -181,7 +181,9 @@ def run(*, data, model_dir, preset="imagenet", hparams=None, tpu=None, steps_per
         model_dir=model_dir, total_steps=total, steps_per_run=run_hp["steps_per_run"],
         steps_per_epoch=spe, global_batch_size=global_batch, use_ema=hp["use_ema"],
         ema_decay=hp["ema_decay"], use_xla=run_hp["use_xla"],
-        keep_checkpoints=run_hp["keep_checkpoints"])
+        keep_checkpoints=run_hp["keep_checkpoints"],
+        # The pipelines emit uint8 (unless saturate_uint8 is off); the step scales on device.
+        scale_and_center=hp["input"]["scale_and_center"])
     if worker_role(strategy)[0]:
         os.makedirs(model_dir, exist_ok=True)
         hparams_lib.save(hp, os.path.join(model_dir, "hparams.json"))

@@ -63,12 +63,28 @@ def _invert(image):
 
 
 def test_labeled_batch_shapes_dtypes_ranges(split_dir):
-    batch = _first(pipelines.labeled_dataset(split_dir, image_size=SIZE, batch_size=4))
+    batch = _first(pipelines.labeled_dataset(split_dir, image_size=SIZE, batch_size=4,
+                                             image_dtype=tf.float32))
     assert set(batch) == {"image", "label"}
     assert batch["image"].shape == (4, SIZE, SIZE, 3) and batch["image"].dtype == np.float32
     assert -1.0 <= batch["image"].min() and batch["image"].max() <= 1.0
     assert batch["label"].shape == (4,) and batch["label"].dtype in (np.int32, np.int64)
     assert 0 <= batch["label"].min() and batch["label"].max() < NUM_CLASSES
+
+
+def test_default_output_is_uint8_for_on_device_scaling(split_dir):
+    # uint8 unless saturate_uint8 is off (then host-scaled float32, as the hparams say).
+    for ds in (pipelines.labeled_dataset(split_dir, image_size=SIZE, batch_size=4),
+               pipelines.eval_dataset(split_dir, image_size=SIZE, batch_size=4),
+               pipelines.unlabeled_dataset(split_dir, image_size=SIZE, batch_size=4,
+                                           strong=_invert)):
+        for key, value in _first(ds).items():
+            if key != "label":
+                assert value.dtype == np.uint8 and value.shape == (4, SIZE, SIZE, 3), key
+    unsaturated = _first(pipelines.eval_dataset(
+        split_dir, image_size=SIZE, batch_size=4,
+        hparams_input={"saturate_uint8": False, "scale_and_center": False}))
+    assert unsaturated["image"].dtype == np.float32 and unsaturated["image"].max() > 1.0
 
 
 def test_labeled_training_repeats_and_drops_remainder(split_dir):
@@ -80,7 +96,7 @@ def test_labeled_training_repeats_and_drops_remainder(split_dir):
 def test_labeled_strong_replaces_training_image(split_dir):
     black = lambda image: tf.zeros_like(image)  # noqa: E731
     batch = _first(pipelines.labeled_dataset(split_dir, image_size=SIZE, batch_size=4,
-                                             strong=black))
+                                             strong=black, image_dtype=tf.float32))
     np.testing.assert_array_equal(batch["image"], -1.0)
 
 
@@ -89,7 +105,7 @@ def test_labeled_probe_is_made_from_the_weak_view(split_dir):
         return _invert(image), tf.constant([3, 17]), tf.constant([0.25, 0.75])
 
     batch = _first(pipelines.labeled_dataset(split_dir, image_size=SIZE, batch_size=4,
-                                             probe=probe))
+                                             probe=probe, image_dtype=tf.float32))
     assert batch["probe_image"].shape == (4, SIZE, SIZE, 3)
     np.testing.assert_allclose(batch["probe_image"], -batch["image"], atol=1e-6)
     assert batch["probe_op_indices"].dtype == np.int32
@@ -103,7 +119,8 @@ def test_labeled_probe_is_made_from_the_weak_view(split_dir):
     (_invert, lambda weak_view: -weak_view),
 ])
 def test_unlabeled_pairs_share_crop_and_flip(split_dir, strong, relation):
-    ds = pipelines.unlabeled_dataset(split_dir, image_size=SIZE, batch_size=6, strong=strong)
+    ds = pipelines.unlabeled_dataset(split_dir, image_size=SIZE, batch_size=6, strong=strong,
+                                     image_dtype=tf.float32)
     for batch in ds.take(3):
         weak_view = batch["unsup_image"].numpy()
         assert set(batch) == {"unsup_image", "unsup_aug_image"}
@@ -128,7 +145,8 @@ def test_unlabeled_with_randaugment(split_dir):
     batch = _first(off)
     np.testing.assert_array_equal(batch["unsup_aug_image"], batch["unsup_image"])
     ds = pipelines.unlabeled_dataset(split_dir, image_size=SIZE, batch_size=6,
-                                     strong=RandAugment(prob_to_apply=1.0, magnitude=1.0))
+                                     strong=RandAugment(prob_to_apply=1.0, magnitude=1.0),
+                                     image_dtype=tf.float32)
     changed = 0
     for batch in ds.take(2):
         aug = batch["unsup_aug_image"].numpy()
@@ -141,7 +159,8 @@ def test_unlabeled_with_randaugment(split_dir):
 def test_labeled_with_ctaugment_strong_and_probes(split_dir):
     policy = CTAPolicy()
     ds = pipelines.labeled_dataset(split_dir, image_size=SIZE, batch_size=5,
-                                   strong=policy.strong, probe=policy.probe)
+                                   strong=policy.strong, probe=policy.probe,
+                                   image_dtype=tf.float32)
     for batch in ds.take(2):
         batch = {k: v.numpy() for k, v in batch.items()}
         assert set(batch) == {"image", "label", "probe_image", "probe_op_indices",
@@ -177,7 +196,7 @@ def test_eval_images_are_center_crops(split_dir):
         fields = schema.parse_example(serialized.numpy())
         image = weak.center_from_jpeg(fields[schema.ENCODED], image_size=SIZE)
         expected[fields[schema.LABEL]] = weak.scale_and_center(image).numpy()
-    for batch in _eval_batches(split_dir, 4):
+    for batch in _eval_batches(split_dir, 4, image_dtype=tf.float32):
         for image, label in zip(batch["image"], batch["label"]):
             np.testing.assert_array_equal(image, expected[int(label)])
 
@@ -195,7 +214,8 @@ def test_eval_exactly_once_across_input_pipelines(split_dir, num_pipelines):
 
 def test_fixmatch_dataset_zips_labeled_and_unlabeled(split_dir):
     batch = _first(pipelines.fixmatch_dataset(split_dir, image_size=SIZE, batch_size=2,
-                                              uratio=3, strong=_invert))
+                                              uratio=3, strong=_invert,
+                                              image_dtype=tf.float32))
     assert set(batch) == {"image", "label", "unsup_image", "unsup_aug_image"}
     assert batch["image"].shape[0] == 2 and batch["unsup_image"].shape[0] == 6
     np.testing.assert_allclose(batch["unsup_aug_image"], -batch["unsup_image"], atol=1e-6)
@@ -203,8 +223,10 @@ def test_fixmatch_dataset_zips_labeled_and_unlabeled(split_dir):
 
 def test_input_hparams_switch_flip_and_scaling(split_dir):
     raw = _first(pipelines.eval_dataset(split_dir, image_size=SIZE, batch_size=7,
-                                        hparams_input={"scale_and_center": False}))
-    scaled = _first(pipelines.eval_dataset(split_dir, image_size=SIZE, batch_size=7))
+                                        hparams_input={"scale_and_center": False},
+                                        image_dtype=tf.float32))
+    scaled = _first(pipelines.eval_dataset(split_dir, image_size=SIZE, batch_size=7,
+                                           image_dtype=tf.float32))
     assert raw["image"].max() > 1.0 and raw["image"].max() <= 255.0
     np.testing.assert_allclose(raw["image"] / 127.5 - 1, scaled["image"], atol=1e-6)
     hp = {"use_default_augment": False, "saturate_uint8": True, "scale_and_center": True,
@@ -217,7 +239,8 @@ def test_input_hparams_switch_flip_and_scaling(split_dir):
 def test_uint8_output_defers_scaling_to_the_consumer(split_dir):
     raw = _first(pipelines.eval_dataset(split_dir, image_size=SIZE, batch_size=7,
                                         image_dtype=tf.uint8))
-    scaled = _first(pipelines.eval_dataset(split_dir, image_size=SIZE, batch_size=7))
+    scaled = _first(pipelines.eval_dataset(split_dir, image_size=SIZE, batch_size=7,
+                                           image_dtype=tf.float32))
     assert raw["image"].dtype == np.uint8
     np.testing.assert_array_equal(weak.scale_and_center(raw["image"]).numpy(), scaled["image"])
     pair = _first(pipelines.unlabeled_dataset(split_dir, image_size=SIZE, batch_size=4,

@@ -5,7 +5,9 @@ images of the batch are classified by the probe model (EMA model, or online
 when EMA or `use_ema_probe_image` is off) in inference mode;
 `proximity = softmax(logits)[true label]` then updates the CTA rates (the
 state averages the increments across replicas). At the start of each block
-the engine copies the state's `probs` into the host-local policy.
+the engine copies the state's `probs` into the host-local policy. Probe images
+arrive as uint8 and are scaled with the other images at the top of the train
+step (steps.model_inputs), before this hook sees them.
 
 The state/policy objects are duck-typed: `state.update(op_indices, levels,
 proximity)`, `state.probs`, `policy.set_probs(probs)` (fixmatch.augment.ctaugment).

@@ -11,6 +11,8 @@
 Everything TF-distributed is built by the caller inside `strategy.scope()`
 through `model_fn` (called twice: online and EMA model) and the dataset
 functions (`fn(input_context) -> tf.data.Dataset` of per-replica batches).
+Image batches may be uint8 (the pipelines' default): the compiled steps scale
+them on the device as `config.scale_and_center` says (steps.model_inputs).
 """
 
 import dataclasses
@@ -45,6 +47,7 @@ class LoopConfig:
     momentum: float = 0.9
     summaries_with_epoch: bool = True
     images_per_step: int = None  # for images/s; None = global_batch_size (FixMatch: B*(1+2*uratio))
+    scale_and_center: bool = True  # hparam input.scale_and_center, for uint8 batches (on device)
 
     def __post_init__(self):
         checks = {
@@ -57,6 +60,7 @@ class LoopConfig:
             "keep_checkpoints": self.keep_checkpoints >= 1,
             "momentum": 0.0 <= self.momentum < 1.0,
             "images_per_step": self.images_per_step is None or self.images_per_step >= 1,
+            "scale_and_center": isinstance(self.scale_and_center, bool),
         }
         for name, ok in checks.items():
             if not ok:
@@ -128,7 +132,8 @@ def train_and_evaluate(*, strategy, config: LoopConfig, model_fn, learning_rate,
                   if cta else None)
     replica_step = functools.partial(
         steps.train_step, model=model, optimizer=optimizer, grad_fn=grad_fn,
-        sync_model_state=num_replicas > 1, after_step=after_step)
+        sync_model_state=num_replicas > 1, after_step=after_step,
+        scale_and_center=config.scale_and_center)
     after_update = (steps.make_ema_update(ema_model=ema_model, model=model,
                                           decay=config.ema_decay) if ema_model else None)
     train_keys = (list(getattr(objective, "sum_keys", steps.TRAIN_SUM_KEYS))
@@ -138,7 +143,8 @@ def train_and_evaluate(*, strategy, config: LoopConfig, model_fn, learning_rate,
                                          example_sums=dict.fromkeys(train_keys))
     evaluate = steps.make_evaluate(
         strategy=strategy, example_sums=dict.fromkeys(steps.EVAL_SUM_KEYS),
-        replica_eval_step=functools.partial(steps.eval_step, model=model, ema_model=ema_model))
+        replica_eval_step=functools.partial(steps.eval_step, model=model, ema_model=ema_model,
+                                            scale_and_center=config.scale_and_center))
 
     train_iter = iter(strategy.distribute_datasets_from_function(train_dataset_fn))
     eval_data = strategy.distribute_datasets_from_function(eval_dataset_fn)
