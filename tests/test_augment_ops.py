@@ -319,3 +319,30 @@ def test_ops_work_on_rectangular_images_in_tf_function():
   for index in range(len(registry.CTA_OPS)):
     out = run(tf.constant(index), tf.constant(0.8))
     assert out.shape == (24, 40, 3) and out.dtype == tf.uint8
+
+
+def test_translations_equal_the_warp_kernel_on_many_shifts():
+  # TranslateX/Y copy the kernel's exact source columns/rows instead of warping: check them
+  # against ImageProjectiveTransformV3 itself, including rounding ties and far-out shifts.
+  rng = np.random.default_rng(20)
+  image = tf.constant(_image(20, size=40, smooth=False)[:29])  # rectangular: 29 x 40
+  ties = [0.5, -0.5, 1.5, -1.5, 12.5, -12.5, 28.5, -28.5, 39.5, -39.5, 0.0, -0.0, 40.0, -40.0,
+          100.0, -100.0, float(np.nextafter(np.float32(12.5), np.float32(0))),
+          float(np.nextafter(np.float32(-0.5), np.float32(0)))]
+  for shift in ties + list(rng.uniform(-45, 45, 150)):
+    shift = np.float32(shift)
+    for name, transform in (("TranslateX", [1, 0, shift, 0, 1, 0, 0, 0]),
+                            ("TranslateY", [1, 0, 0, 0, 1, shift, 0, 0])):
+      ours = registry.REGISTRY[name](image, shift).numpy()
+      kernel = ops_geometric._warp(image, tf.constant(transform, tf.float32)).numpy()
+      np.testing.assert_array_equal(ours, kernel, err_msg=f"{name} {shift!r}")
+
+
+def test_translate_x_general_column_path_equals_the_kernel():
+  # The fallback for non-contiguous source columns, exercised directly.
+  image = tf.constant(_image(21, smooth=False))
+  for shift in (-7.5, 3.25, 40.0):
+    source = ops_geometric._source_index(SIZE, shift)
+    kernel = ops_geometric._warp(image, tf.constant([1, 0, shift, 0, 1, 0, 0, 0], tf.float32))
+    np.testing.assert_array_equal(ops_geometric._gather_columns(image, source).numpy(),
+                                  kernel.numpy())
