@@ -56,14 +56,16 @@ class RandAugment:
 
   def sample(self):
     """Draws one policy: (op_indices int32 [L], levels float32 [L], applied bool [L])."""
-    shape = [self.num_layers]
-    op_indices = tf.random.uniform(shape, maxval=len(registry.RANDAUGMENT_OPS), dtype=tf.int32)
+    # One [3, L] uniform draw for every choice of the policy (each RNG op costs a few us per
+    # image inside tf.data): row 0 picks the ops, row 1 the levels, row 2 the application.
+    u = tf.random.uniform([3, self.num_layers])
+    op_indices = _uniform_index(u[0], len(registry.RANDAUGMENT_OPS))
     if self.magnitude is None:
-      steps = tf.random.uniform(shape, maxval=self.num_levels + 1, dtype=tf.int32)
+      steps = _uniform_index(u[1], self.num_levels + 1)
       levels = tf.cast(steps, tf.float32) / float(self.num_levels)
     else:
-      levels = tf.fill(shape, tf.constant(self.magnitude, tf.float32))
-    applied = tf.random.uniform(shape) < self.prob_to_apply
+      levels = tf.fill([self.num_layers], tf.constant(self.magnitude, tf.float32))
+    applied = u[2] < self.prob_to_apply
     return op_indices, levels, applied
 
   def apply(self, image, op_indices, levels, applied):
@@ -77,3 +79,7 @@ class RandAugment:
   def __call__(self, image):
     return self.apply(image, *self.sample())
 
+
+def _uniform_index(u, n):
+  """int32 uniform over {0, ..., n - 1} from float32 uniforms in [0, 1)."""
+  return tf.minimum(tf.cast(u * float(n), tf.int32), n - 1)
