@@ -65,8 +65,11 @@ def _iterator(op, images, batch):
   Training pipelines also keep one iterator for the whole run.
   """
   n = int(images.shape[0])
-  ds = tf.data.Dataset.range(2 ** 62).map(
-      lambda i: op(tf.gather(images, i % n), tf.random.uniform([]))).batch(batch)
+  @tf.autograph.experimental.do_not_convert  # plain graph code: skip AutoGraph's slow conversion
+  def apply(i):
+    return op(tf.gather(images, i % n), tf.random.uniform([]))
+
+  ds = tf.data.Dataset.range(2 ** 62).map(apply).batch(batch)
   options = tf.data.Options()
   options.threading.private_threadpool_size = 1
   options.threading.max_intra_op_parallelism = 1
@@ -108,12 +111,12 @@ def op_cost_table(image_size=224, repeats=200, rounds=3, include_policies=True, 
   return [(name, best[name]) for name, _ in iterators]
 
 
-def main():
+def main(argv=None):
   parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
   parser.add_argument("--image_size", type=int, default=224)
   parser.add_argument("--repeats", type=int, default=200)
   parser.add_argument("--rounds", type=int, default=3)
-  args = parser.parse_args()
+  args = parser.parse_args(argv)
   table = op_cost_table(image_size=args.image_size, repeats=args.repeats, rounds=args.rounds)
   overhead = dict(table)["Identity"]
   print(f"CPU cost per {args.image_size}x{args.image_size} uint8 image, one core, inside tf.data "

@@ -191,11 +191,12 @@ def test_new_probs_reach_an_existing_pipeline():
   only_bin_3 = np.zeros([NUM_OPS, 15], np.float32)
   only_bin_3[:, 3] = 1.0
   policy.set_probs(only_bin_3)
-  # Elements already prefetched keep the old policy (as in the reference); later ones use bin 3.
+  # Elements already prefetched or in flight keep the old policy (as in the reference); tf.data
+  # may compute them in parallel (the sampler's only stateful ops are random), so the stale
+  # ones are bounded in number and position rather than a strict prefix; later ones use bin 3.
   _, levels = zip(*[next(iterator) for _ in range(300)])
   in_bin_3 = ((np.array(levels) >= 3 / 15) & (np.array(levels) < 4 / 15 + 1e-6)).all(axis=1)
-  stale = int(np.argmax(in_bin_3))
-  assert stale < 100 and in_bin_3[stale:].all()
+  assert (~in_bin_3).sum() < 100 and in_bin_3[100:].all()
 
 
 def test_probe_is_always_applied_and_records_its_ops():

@@ -44,6 +44,12 @@ _INPUT_DEFAULTS = {"saturate_uint8": True, "scale_and_center": True,
                    "use_default_augment": True}
 _AUTOTUNE = tf.data.AUTOTUNE
 
+# The map functions (and every augmentation they call) are plain graph code without Python
+# control flow on tensors, so AutoGraph has nothing to convert; skipping its source
+# transformation makes building a RandAugment/CTAugment pipeline several times faster (the
+# policies trace 16-19 ops per layer).
+_graph_function = tf.autograph.experimental.do_not_convert
+
 
 # --------------------------------------------------------------------------
 # Validation
@@ -166,6 +172,7 @@ def _finish(ds, *, batch_size, training, float_keys, opts, image_dtype):
     ds = ds.batch(batch_size, drop_remainder=training, num_parallel_calls=_AUTOTUNE,
                   deterministic=not training)
 
+    @_graph_function
     def to_model_inputs(batch):
         out = dict(batch)
         for key in float_keys:
@@ -229,6 +236,7 @@ def labeled_dataset(split_dir, *, image_size, batch_size, training=True, strong=
     if not training and (strong is not None or probe is not None):
         raise ValueError("strong/probe augmentations are for training=True only")
 
+    @_graph_function
     def preprocess(serialized):
         encoded, label = _parse(serialized)
         if not training:
@@ -269,6 +277,7 @@ def unlabeled_dataset(split_dir, *, image_size, batch_size, strong, hparams_inpu
     _needs_uint8(opts, strong=strong)
     image_dtype = _image_dtype(image_dtype, opts)
 
+    @_graph_function
     def preprocess(serialized):
         encoded, _ = _parse(serialized)
         image = _weak(encoded, image_size, opts)
@@ -295,6 +304,7 @@ def eval_dataset(split_dir, *, image_size, batch_size, input_context=None,
     opts = _input_options(hparams_input, image_size)
     image_dtype = _image_dtype(image_dtype, opts)
 
+    @_graph_function
     def preprocess(serialized):
         encoded, label = _parse(serialized)
         return {"image": weak.center_from_jpeg(encoded, image_size=image_size,
