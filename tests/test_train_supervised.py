@@ -8,6 +8,7 @@ tiny: 3 classes, 16 px images.
 import io
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -137,8 +138,10 @@ def test_sigkill_then_restart_resumes_from_checkpoint(tmp_path, split_dir):
     finally:
         proc.send_signal(signal.SIGKILL)
         proc.wait()
-    killed_at = max(int(p.name.split("-")[1].split(".")[0])
-                    for p in model_dir.glob("checkpoint-*.index"))
+    # The newest checkpoint a restart will see is the one the state file names: a kill between
+    # writing checkpoint-N.* and updating the state file leaves N-1 as the latest.
+    state = (model_dir / "checkpoint").read_text()
+    killed_at = int(re.search(r'^model_checkpoint_path: "checkpoint-(\d+)"', state, re.M)[1])
     assert killed_at < 400
     # Restart with the same arguments, but stop early: a max_steps override would change
     # hparams, so cap the rerun from outside by killing it once it has logged its resume.
