@@ -9,7 +9,9 @@ measures, in one process:
   (c) unlabeled  pipelines.unlabeled_dataset with RandAugment: weak + strong view per image
   (d) unlabeled  pipelines.unlabeled_dataset with CTAugment (CTAPolicy.strong)
   plus diagnostics: (c0) unlabeled with an identity strong op (cost of the second view alone),
-  (cf) = (c) with float32 output scaled to [-1, 1] on the host (the pre-default path).
+  (cf) = (c) with float32 output scaled to [-1, 1] on the host (the pre-default path),
+  (c-)/(d-) = (c)/(d) with prob_to_apply 0: policy sampling + the op switch dispatching to
+  Identity, i.e. the policy's fixed cost; the rest of (c)/(d) is the ops themselves.
 (b), (c), (d) run the pipelines exactly as training uses them: uint8 batches (the engine scales
 them to [-1, 1] inside its compiled step, on the accelerator).
 
@@ -134,6 +136,13 @@ def build_cases(split_dir, *, image_size, batch_size):
     if "c" in policies:
         cases["cf"] = ("(c), float32 out (scale on host)", pipelines.unlabeled_dataset(
             split_dir, strong=policies["c"][1], image_dtype=tf.float32, **common))
+        from fixmatch.augment.randaugment import RandAugment
+        cases["c-"] = ("(c), no layer applied (dispatch)", pipelines.unlabeled_dataset(
+            split_dir, strong=RandAugment(prob_to_apply=0.0), **common))
+    if "d" in policies:
+        from fixmatch.augment.ctaugment import CTAPolicy
+        cases["d-"] = ("(d), no layer applied (dispatch)", pipelines.unlabeled_dataset(
+            split_dir, strong=CTAPolicy(prob_to_apply=0.0).strong, **common))
     return cases
 
 

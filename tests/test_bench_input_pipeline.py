@@ -5,7 +5,8 @@ from bench import input_pipeline, op_costs
 from fixmatch.augment import registry
 
 CASES = ("(a) baseline", "(b) labeled", "(c0) unlabeled", "(c) unlabeled + RandAugment",
-         "(d) unlabeled + CTAugment", "(cf) (c), float32 out")
+         "(d) unlabeled + CTAugment", "(cf) (c), float32 out", "(c-) (c), no layer",
+         "(d-) (d), no layer")
 
 
 def test_input_pipeline_bench_prints_the_ratio_table(tmp_path, capsys):
