@@ -79,14 +79,23 @@ PROJECT_HPARAMS = {
 
 # Presets are partial overrides applied on top of the program's defaults.
 _DEMO = {
+    # Measured on the demo data's frac10.seed1 split (300 labels, 500 val), 2 shared CPU cores:
+    # these values give 42.0% top-1 EMA (40.8% online, 88.6% top-5) in 121 s of training
+    # (750 steps); the previous preset (noop, base_lr 0.4, 80 epochs) gave 20.6% in 46 s.
+    # Why RandAugment: the reference's weak crop (area 0.08-1) often cuts the single object of a
+    # demo image away (bench CNN: 34.8% without it, 20.0% with it), so with 300 labels the noop
+    # baseline overfits (train loss 0.6, val ~22%) whatever the lr, epochs, weight decay or size;
+    # the strong policy is the regulariser that helps. image_size 48 was worse (16.8%):
+    # resnet_tiny's receptive field (25 px) then sees less of the object.
     "bfloat16": False,
-    "num_epochs": 80,
+    "num_epochs": 160,
     "ema_decay": 0.99,  # 0.999 averages over ~1000 steps: longer than a whole demo run
     "model": {"name": "resnet_tiny"},
     "input": {"image_size": 32},
-    "learning_rate": {"base_lr": 0.4, "warmup_epochs": 5, "decay_epochs": 60},
+    "augment": {"type": "randaugment"},
+    "learning_rate": {"base_lr": 0.8, "warmup_epochs": 5, "decay_epochs": 120},
     "run": {"per_worker_batch_size": 64, "per_worker_eval_batch_size": 256,
-            "steps_per_run": 50},
+            "steps_per_run": 125},
 }
 _SMOKE = {
     "bfloat16": False,
@@ -101,7 +110,12 @@ _SMOKE = {
 PRESETS = {
     "imagenet": {"supervised": {}, "fixmatch": {}},
     "demo": {"supervised": _DEMO,
-             "fixmatch": _DEMO | {"uratio": 3, "augment": {"type": "randaugment"}}},
+             # FixMatch keeps the schedule it had before the supervised demo was retuned (the
+             # measurements above are supervised only; 160 epochs would double its cost).
+             "fixmatch": _DEMO | {"uratio": 3, "augment": {"type": "randaugment"},
+                                  "num_epochs": 80, "run": _DEMO["run"] | {"steps_per_run": 50},
+                                  "learning_rate": {"base_lr": 0.4, "warmup_epochs": 5,
+                                                    "decay_epochs": 60}}},
     "smoke": {"supervised": _SMOKE, "fixmatch": _SMOKE | {"uratio": 2}},
 }
 
