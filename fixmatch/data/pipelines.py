@@ -21,8 +21,11 @@ engine scales them inside its compiled step (``fixmatch.train.steps
 .model_inputs``), which saves the host ~0.17 ms per view and moves 4x fewer
 bytes to the accelerator (``image_dtype=tf.float32`` scales once per batch on
 the host instead); only the two features that are used are parsed.
-The strong policies (RandAugment/CTAugment, ~0.9-1 ms per image) run inside
-the same per-record map as the weak view, on the uint8 image.
+The strong policies run inside the same per-record map as the weak view, on
+the uint8 image: ~0.3 ms per image of fixed cost (sampling, and the lowered
+16/19-way op switch, whose untaken branches the executor still walks) plus
+~0.5 ms (RandAugment) / ~0.7 ms (CTAugment) of ops on average
+(bench/input_pipeline.py rows (c-), (d-)).
 
 Batch sizes: every function takes the batch size *this pipeline* emits. Under
 a distribution strategy use ``distribute``, which asks the strategy for the
