@@ -80,9 +80,11 @@ PROJECT_HPARAMS = {
 # Presets are partial overrides applied on top of the program's defaults.
 _DEMO = {
     # Measured on the demo data's frac10.seed1 split (300 labels, 500 val), 2 shared CPU cores:
-    # these values give 49.4% top-1 EMA (47.4% online, 93.8% top-5) in 160 s of training
-    # (1125 steps, machine loaded by another run); the previous preset (noop, base_lr 0.4,
-    # 80 epochs) gave 20.6% in 46 s. Same recipe for 160 epochs: 42.0% in 121 s; base_lr 0.4
+    # these values give 42.4% top-1 EMA (40.4% online, 90.0% top-5) in 135 s of training
+    # (1125 steps) and 163 s for the whole `luigi --module pipeline TrainSupervised` chain from
+    # nothing; a second run gave 49.4% (160 s of training on a machine loaded by another run),
+    # so expect a spread of several points (training is not seeded). The previous preset
+    # (noop, base_lr 0.4, 80 epochs) gave 20.6% in 46 s. Same recipe for 160 epochs: 42.0% in 121 s; base_lr 0.4
     # or 1.6 instead of 0.8 gave 29-38%. Why RandAugment: the reference's weak crop (area
     # 0.08-1) often cuts the single object of a demo image away (bench CNN: 34.8% without it,
     # 20.0% with it), so with 300 labels the noop baseline overfits (train loss 0.6, val ~22%)
