@@ -79,18 +79,11 @@ PROJECT_HPARAMS = {
 
 # Presets are partial overrides applied on top of the program's defaults.
 _DEMO = {
-    # Measured on the demo data's frac10.seed1 split (300 labels, 500 val), 2 shared CPU cores:
-    # these values give 42.4% top-1 EMA (40.4% online, 90.0% top-5) in 135 s of training
-    # (1125 steps) and 163 s for the whole `luigi --module pipeline TrainSupervised` chain from
-    # nothing; a second run gave 49.4% (160 s of training on a machine loaded by another run),
-    # so expect a spread of several points (training is not seeded). The previous preset
-    # (noop, base_lr 0.4, 80 epochs) gave 20.6% in 46 s. Same recipe for 160 epochs: 42.0% in 121 s; base_lr 0.4
-    # or 1.6 instead of 0.8 gave 29-38%. Why RandAugment: the reference's weak crop (area
-    # 0.08-1) often cuts the single object of a demo image away (bench CNN: 34.8% without it,
-    # 20.0% with it), so with 300 labels the noop baseline overfits (train loss 0.6, val ~22%)
-    # whatever the lr, epochs, weight decay or image size; the strong policy is the regulariser
-    # that helps. image_size 48 was worse (16.8%): resnet_tiny's receptive field (25 px) then
-    # sees less of the object.
+    # Measured on the demo frac10.seed1 split (300 labels, 500 val images), 2 CPU cores:
+    # 42.4% top-1 EMA, 135 s of training (1125 steps), 163 s for the whole TrainSupervised
+    # chain (a second run: 49.4%; training is not seeded). RandAugment because the reference's
+    # weak crop (area 0.08-1) often cuts the single demo object away, so with flips only the
+    # model overfits at ~21% whatever the lr, epochs, weight decay or image size.
     "bfloat16": False,
     "num_epochs": 240,
     "ema_decay": 0.99,  # 0.999 averages over ~1000 steps: longer than a whole demo run
