@@ -1,7 +1,7 @@
 """TrainSupervised: the supervised baseline as a cached Luigi stage.
 
     luigi --module pipeline TrainSupervised --local-scheduler --split frac10.seed1 \
-        --preset demo --hparams '"augment": {"type": "randaugment"}'
+        --preset demo --hparams '"augment": {"type": "cta"}'
 
 Requires PrepareSplits of the same data/split. Training checkpoints live in the
 task's work_dir (ROOT/train_supervised/<fp>.work/), which survives a killed
