@@ -11,6 +11,7 @@ and the final checkpoint (checkpoint/checkpoint-<step>.*: model, EMA model,
 optimizer, CTA state; `tf.train.latest_checkpoint(DIR/checkpoint)` finds it).
 """
 
+import json
 import os
 import shutil
 
@@ -54,11 +55,13 @@ class TrainSupervised(cache.CachedTask):
         metrics = train_supervised.run(data=self.input_dir(), model_dir=model_dir,
                                        preset=self.preset, hparams=self.hparams,
                                        tpu=self.tpu or None)
-        for name in ("metrics.json", "hparams.json"):
-            shutil.copy2(os.path.join(model_dir, name), os.path.join(tmp_dir, name))
+        shutil.copy2(os.path.join(model_dir, "hparams.json"), os.path.join(tmp_dir, "hparams.json"))
+        prefix = os.path.basename(metrics["checkpoint"])
+        published = dict(metrics, checkpoint=f"checkpoint/{prefix}")  # relative to out_dir
+        with open(os.path.join(tmp_dir, "metrics.json"), "w", encoding="utf-8") as f:
+            json.dump(published, f, indent=2, sort_keys=True)
         final = os.path.join(tmp_dir, "checkpoint")
         os.makedirs(final)
-        prefix = os.path.basename(metrics["checkpoint"])
         for name in os.listdir(model_dir):
             if name.startswith(prefix + "."):
                 shutil.copy2(os.path.join(model_dir, name), os.path.join(final, name))
@@ -67,4 +70,4 @@ class TrainSupervised(cache.CachedTask):
             f.write(f'model_checkpoint_path: "{prefix}"\n'
                     f'all_model_checkpoint_paths: "{prefix}"\n')
         shutil.copytree(os.path.join(model_dir, "summaries"), os.path.join(tmp_dir, "summaries"))
-        return dict(metrics, checkpoint=f"checkpoint/{prefix}", work_dir=model_dir)
+        return dict(published, work_dir=model_dir)

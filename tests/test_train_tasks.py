@@ -29,6 +29,8 @@ def test_train_supervised_task_publishes_metrics_and_checkpoint(tmp_path):
     import tensorflow as tf
     ckpt = tf.train.latest_checkpoint(os.path.join(out, "checkpoint"))
     assert ckpt and ckpt.endswith(f"checkpoint-{result['steps']}")
+    with open(os.path.join(out, "metrics.json"), encoding="utf-8") as f:  # no .work/ paths
+        assert json.load(f)["checkpoint"] == f"checkpoint/checkpoint-{result['steps']}"
     names = {n.split("/")[0] for n, _ in tf.train.list_variables(ckpt)}
     assert {"model", "ema_model", "optimizer"} <= names
     # The training state stays in the work dir (resumable), the split is reused.
