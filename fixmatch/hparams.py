@@ -16,7 +16,8 @@ import copy
 import difflib
 import json
 import math
-import os
+
+from fixmatch import jsonio
 
 PROGRAMS = ("supervised", "fixmatch")
 AUGMENT_TYPES = ("noop", "none", "horizontal_flip", "randaugment", "cta")
@@ -322,11 +323,8 @@ def to_json(hp: dict) -> str:
 
 
 def save(hp: dict, path: str) -> None:
-    """Write hp as JSON atomically (write to a temporary name, then rename)."""
-    tmp = f"{path}.tmp-{os.getpid()}"
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write(to_json(hp) + "\n")
-    os.replace(tmp, path)
+    """Write hp as canonical JSON, atomically."""
+    jsonio.write_json_atomic(path, hp)
 
 
 def load(path: str) -> dict:

@@ -17,14 +17,13 @@ them on the device as `config.scale_and_center` says (steps.model_inputs).
 
 import dataclasses
 import functools
-import json
-import math
 import os
 import time
 
 import keras
 import tensorflow as tf
 
+from fixmatch import jsonio
 from fixmatch.train import checkpoint as ckpt_lib
 from fixmatch.train import ema as ema_lib
 from fixmatch.train import metrics, steps, summaries
@@ -83,14 +82,6 @@ def create_optimizer(*, learning_rate, momentum: float = 0.9):
     """SGD with Nesterov momentum 0.9 (spec section 7)."""
     return keras.optimizers.SGD(learning_rate=learning_rate, momentum=momentum,
                                 nesterov=True)
-
-
-def _write_json_atomic(path, payload):
-    tmp = f"{path}.tmp-{os.getpid()}"
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(payload, f, indent=2, sort_keys=True)
-        f.write("\n")
-    os.replace(tmp, path)
 
 
 def train_and_evaluate(*, strategy, config: LoopConfig, model_fn, learning_rate,
@@ -221,5 +212,5 @@ def train_and_evaluate(*, strategy, config: LoopConfig, model_fn, learning_rate,
         "checkpoint": keeper.latest,
     }
     if is_chief:
-        _write_json_atomic(os.path.join(config.model_dir, "metrics.json"), result)
+        jsonio.write_json_atomic(os.path.join(config.model_dir, "metrics.json"), result)
     return result
