@@ -4,57 +4,59 @@ Each function takes the image and its *explicit* argument (a factor, a threshold
 never a level in [0, 1]; the level-to-argument tables of RandAugment and CTAugment live in
 `registry.py`, because the two policies map the same level to different arguments.
 
-Conventions follow the reference specification (section 4.2), which mirrors PIL:
-- `blend(a, b, f) = clip_uint8(a + f * (b - a))` in float32, truncated towards zero when cast (as
-  both PIL's `Image.blend` and the reference TF code do).
-- Grayscale is PIL's ITU-R 601-2 luma in 16-bit fixed point, `(19595 R + 38470 G + 7471 B + 2^15) >> 16`,
-  so Color/Contrast agree bit-for-bit with `ImageEnhance` on the degenerate image.
+Definitions follow the reference specification (section 4.2), which mirrors PIL:
+`blend(a, b, f) = clip_uint8(a + f * (b - a))` in float, truncated when cast to uint8.
 
-Speed: everything is vectorised over the three channels (no Python loops per channel, no per-channel
-`tf.cond`), histograms come from one `tf.math.bincount` over `value + 256 * channel`, and look-up
-tables (Equalize) are applied with a single `tf.gather_nd`. Measured on CPU: `tf.where` over a whole
-image and broadcasting a [3] vector over [H, W, 3] are each ~10x slower than a same-shape or
-scalar elementwise op, so the ops avoid both where an exact alternative exists. These functions run once per image inside `tf.data`,
-so a few elementwise passes over 150k values is the budget.
+Speed is the design constraint: these run once per image inside `tf.data`, where every op pays
+for each pass over the 150k values of a 224x224 image (~30 us per float32 pass on one core) and,
+because the policies dispatch with `tf.switch_case`, for every graph node of every op whether it
+is taken or not (~0.1 us per node and image, for the untaken branches). So:
+
+- Every blend-with-a-derived-image is folded into the fewest passes. Brightness, Contrast,
+  AutoContrast(+Blend) and InvertBlend are one per-channel affine map `x * scale + bias`;
+  Color is one `[N, 3] x [3, 3]` matrix product; EqualizeBlend blends the 256-entry look-up table
+  instead of the image. Where the factor keeps the result inside [0, 255] the clip is skipped.
+- Folding changes float rounding, and PIL's intermediate images (rounded gray, rounded mean)
+  are not materialised, so results may differ from the literal formula by one grey level at some
+  pixels (tests/test_augment_ops.py checks every op against the literal spec formula within 1 and
+  against Pillow). Equalize, Invert, Solarize and Posterize stay exact.
+- uint8 arithmetic wherever it is exact (SolarizeAdd, Solarize, Posterize), no int32 copies of
+  the image except Equalize's histogram index.
 """
 
 import tensorflow as tf
 
+# PIL's ITU-R 601-2 luma weights ('L' conversion: (19595 R + 38470 G + 7471 B) / 2^16).
+_LUMA = (19595.0 / 65536.0, 38470.0 / 65536.0, 7471.0 / 65536.0)
+# Added to AutoContrast's map so that max -> exactly 255 survives float rounding and truncation.
+_NUDGE = 1e-3
+
+
+def _float(image):
+  return tf.cast(image, tf.float32)
+
+
+def _to_uint8(values, *, clip):
+  """float32 -> uint8 by truncation (PIL's int()); `clip` only where values may leave [0, 255]."""
+  if clip:
+    values = tf.clip_by_value(values, 0.0, 255.0)
+  return tf.cast(values, tf.uint8)
 
 
 def blend(image1, image2, factor):
-  """`clip_uint8(image1 + factor * (image2 - image1))`; inputs uint8 or float, output uint8."""
-  a = tf.cast(image1, tf.float32)
-  b = tf.cast(image2, tf.float32)
-  out = a + tf.cast(factor, tf.float32) * (b - a)
-  return tf.cast(tf.clip_by_value(out, 0.0, 255.0), tf.uint8)
+  """`clip_uint8(image1 + factor * (image2 - image1))`; inputs uint8 or float, output uint8.
 
-
-def _planes(image):
-  """uint8 [H, W, 3] -> uint8 [3, H*W]: channels on the outer axis, each plane contiguous."""
-  return tf.transpose(tf.reshape(image, [-1, 3]))
-
-
-def _from_planes(planes, like):
-  """Inverse of `_planes` for [3, H*W] planes of any dtype, reshaped like `like`."""
-  return tf.reshape(tf.transpose(planes), tf.shape(like))
-
-
-def _luma(planes):
-  """PIL 'L' of float32 [3, N] planes, exact integer formula, rounded: float32 [N] integers.
-
-  (19595 R + 38470 G + 7471 B + 2^15) <= 16744448 < 2^24, so every partial sum is an exact float32
-  integer and the division by 2^16 is exact: floor() gives PIL's `>> 16` bit for bit, without the
-  uint8 -> int32 cast (which costs about as much as the arithmetic).
+  The literal spec formula, kept for callers that blend two arbitrary images; the ops below use
+  folded forms of it.
   """
-  weighted = planes[0] * 19595.0 + planes[1] * 38470.0 + planes[2] * 7471.0 + 32768.0
-  return tf.floor(weighted * (1.0 / 65536.0))
+  a = _float(image1)
+  out = a + tf.cast(factor, tf.float32) * (_float(image2) - a)
+  return _to_uint8(out, clip=True)
 
 
-def grayscale(image):
-  """PIL 'L' conversion as uint8 [H, W] (exact integer formula, rounded)."""
-  gray = _luma(tf.cast(_planes(image), tf.float32))
-  return tf.cast(tf.reshape(gray, tf.shape(image)[:2]), tf.uint8)
+def _unit(factor):
+  """A blend factor clamped to [0, 1]: the result then stays within its two inputs, no clip."""
+  return tf.clip_by_value(tf.cast(factor, tf.float32), 0.0, 1.0)
 
 
 def identity(image):
@@ -72,19 +74,19 @@ def _uint8_scalar(value):
 def solarize(image, threshold):
   """Inverts pixels >= threshold; the threshold saturates to uint8 (256 behaves like 255).
 
-  `255 - x == x ^ 255` for uint8, so the select is an XOR with a 0/255 mask (tf.where on whole
-  images is ~10x slower than these uint8 elementwise ops on CPU).
+  `255 - x == x ^ 255` for uint8, so the select is an XOR with a 0/255 mask.
   """
   flip = tf.cast(image >= _uint8_scalar(threshold), tf.uint8) * tf.constant(255, tf.uint8)
   return tf.bitwise.bitwise_xor(image, flip)
 
 
 def solarize_add(image, addition, threshold=128):
-  """clip(x + addition) for pixels below `threshold`, others unchanged; all in uint8 arithmetic."""
+  """clip(x + addition) for pixels below `threshold` (saturated to uint8, as Solarize's), others
+  unchanged. Exact, in uint8: the up and down moves are each clamped so they cannot wrap."""
   addition = tf.cast(addition, tf.int32)
+  below = tf.cast(image < _uint8_scalar(threshold), tf.uint8)
   up = tf.minimum(tf.constant(255, tf.uint8) - image, _uint8_scalar(addition))
   down = tf.minimum(image, _uint8_scalar(-addition))
-  below = tf.cast(tf.cast(image, tf.int32) < tf.cast(threshold, tf.int32), tf.uint8)
   return image + below * up - below * down
 
 
@@ -99,82 +101,113 @@ def posterize(image, bits):
   return tf.bitwise.bitwise_and(image, tf.cast(mask, tf.uint8))
 
 
-def autocontrast(image):
-  """Per channel, linearly maps [min, max] onto [0, 255]; channels with max == min stay unchanged.
+def _autocontrast_map(image):
+  """Per-channel (scale, bias) float32 [3] of AutoContrast: [min, max] -> [0, 255].
 
-  Computed as `(x - lo) * 255 / (hi - lo)` so that x == hi lands exactly on 255 (the product is an
-  exact integer and the division is correctly rounded), then truncated like PIL's `int()`. Works
-  plane by plane with scalar arithmetic (see the module docstring on broadcasting costs).
+  Flat channels (max == min) get the identity map. The nudge makes max land on 255.001, not
+  254.99997, so truncation gives 255 as the exact formula does.
   """
-  planes = tf.cast(_planes(image), tf.float32)
-  lo = tf.cast(tf.reduce_min(image, axis=[0, 1]), tf.float32)  # uint8 reductions are faster
-  hi = tf.cast(tf.reduce_max(image, axis=[0, 1]), tf.float32)
+  lo = _float(tf.reduce_min(image, axis=[0, 1]))  # uint8 reductions, then cast 3 values
+  hi = _float(tf.reduce_max(image, axis=[0, 1]))
   spread = hi > lo
-  lo = tf.where(spread, lo, 0.0)
-  span = tf.where(spread, hi - lo, 255.0)
-  # x in [lo, hi] so every result is already in [0, 255]: no clip needed.
-  out = tf.stack([(planes[c] - lo[c]) * 255.0 / span[c] for c in range(3)])
-  return _from_planes(tf.cast(out, tf.uint8), image)
+  scale = tf.where(spread, 255.0 / tf.maximum(hi - lo, 1.0), 1.0)
+  bias = tf.where(spread, _NUDGE - lo * scale, 0.0)
+  return scale, bias
 
 
-def equalize(image):
-  """PIL-style per-channel histogram equalisation.
+def autocontrast(image):
+  """Per channel, linearly maps [min, max] onto [0, 255]; channels with max == min stay unchanged."""
+  scale, bias = _autocontrast_map(image)
+  return _to_uint8(_float(image) * scale + bias, clip=False)
 
-  step = (pixels - count of the channel's largest value) // 255; if step == 0 the channel is
-  unchanged, else lut[v] = (step // 2 + sum(hist[:v])) // step, clipped to 255.
 
-  Layout: channels are moved to the outer axis ([3, H*W], a cheap transpose) so that the flat
-  index `value + 256 * channel` is built with scalar adds and a contiguous concat; broadcasting a
-  [3] offset over [H, W, 3] costs ~10x more on CPU. One bincount gives all three histograms.
+def autocontrast_blend(image, factor):
+  """blend(AutoContrast(x), x, factor): 0 is the full op, 1 the original.
+
+  (1 - f) * (s x + b) + f x = x * ((1 - f) s + f) + (1 - f) b: one affine map, inside [0, 255].
   """
-  planes = tf.cast(_planes(image), tf.int32)
-  index = tf.concat([planes[0], planes[1] + 256, planes[2] + 512], axis=0)
+  f = _unit(factor)
+  scale, bias = _autocontrast_map(image)
+  return _to_uint8(_float(image) * ((1.0 - f) * scale + f) + (1.0 - f) * bias, clip=False)
+
+
+def _equalize_lut(image):
+  """(flat int32 [H*W*3] index `value + 256 * channel`, int32 [3, 256] PIL equalisation LUT).
+
+  PIL: step = (pixels - count of the channel's largest value) // 255; if step == 0 the channel is
+  unchanged, else lut[v] = (step // 2 + sum(hist[:v])) // step, clipped to 255. One bincount over
+  the channel-offset values gives all three histograms.
+  """
+  index = tf.reshape(tf.cast(image, tf.int32) + tf.constant([0, 256, 512]), [-1])
   hist = tf.reshape(
       tf.math.bincount(index, minlength=768, maxlength=768, dtype=tf.int32), [3, 256])
   top = tf.cast(tf.reduce_max(image, axis=[0, 1]), tf.int32)
-  top_count = tf.gather(hist, top, batch_dims=1)
-  step = (tf.reduce_sum(hist, axis=1) - top_count) // 255
+  step = (tf.reduce_sum(hist, axis=1) - tf.gather(hist, top, batch_dims=1)) // 255
   safe_step = tf.maximum(step, 1)[:, None]
   lut = (tf.cumsum(hist, axis=1, exclusive=True) + safe_step // 2) // safe_step
   lut = tf.where(step[:, None] > 0, tf.minimum(lut, 255), tf.range(256)[None, :])
-  # gather_nd with [N, 1] indices: measured ~2x cheaper than tf.gather for 1-byte elements.
-  out = tf.gather_nd(tf.cast(tf.reshape(lut, [-1]), tf.uint8), index[:, None])  # [3 * H * W]
-  return _from_planes(tf.reshape(out, [3, -1]), image)
+  return index, lut
+
+
+def _apply_lut(image, index, lut):
+  """uint8 [3, 256] LUT applied through the flat channel-offset index (gather_nd with [N, 1]
+  indices is measured ~2x cheaper than tf.gather for 1-byte elements)."""
+  out = tf.gather_nd(tf.reshape(lut, [-1]), index[:, None])
+  return tf.reshape(out, tf.shape(image))
+
+
+def equalize(image):
+  """PIL-style per-channel histogram equalisation (exact)."""
+  index, lut = _equalize_lut(image)
+  return _apply_lut(image, index, tf.cast(lut, tf.uint8))
+
+
+def equalize_blend(image, factor):
+  """blend(Equalize(x), x, factor): 0 is the full op, 1 the original.
+
+  Equalize is a per-channel LUT, so the blend is applied to the 256 LUT entries, not the image:
+  blend(lut[v], v, f) is exactly what every pixel of value v gets.
+  """
+  index, lut = _equalize_lut(image)
+  lut = _float(lut)
+  blended = lut + _unit(factor) * (tf.range(256, dtype=tf.float32)[None, :] - lut)
+  return _apply_lut(image, index, _to_uint8(blended, clip=False))
 
 
 def brightness(image, factor):
   """Blend with black: factor 0 is black, 1 the original."""
-  return tf.cast(tf.clip_by_value(tf.cast(image, tf.float32) * factor, 0.0, 255.0), tf.uint8)
+  return _to_uint8(_float(image) * tf.cast(factor, tf.float32), clip=True)
 
 
 def color(image, factor):
-  """Blend with the grayscale image: factor 0 is gray, 1 the original (PIL ImageEnhance.Color)."""
-  planes = tf.cast(_planes(image), tf.float32)
-  gray = _luma(planes)
-  factor = tf.cast(factor, tf.float32)
-  out = tf.stack([gray + factor * (planes[c] - gray) for c in range(3)])
-  return _from_planes(tf.cast(tf.clip_by_value(out, 0.0, 255.0), tf.uint8), image)
+  """Blend with the grayscale image: factor 0 is gray, 1 the original (PIL ImageEnhance.Color).
+
+  out_c = f x_c + (1 - f) * luma(x): one [N, 3] x [3, 3] product with M = f I + (1 - f) w 1^T.
+  The luma is not rounded to an integer first (PIL rounds it): within 1 of PIL.
+  """
+  f = tf.cast(factor, tf.float32)
+  matrix = (1.0 - f) * tf.constant([[w] * 3 for w in _LUMA]) + f * tf.eye(3)
+  out = tf.matmul(tf.reshape(_float(image), [-1, 3]), matrix)
+  return tf.reshape(_to_uint8(out, clip=True), tf.shape(image))
 
 
 def contrast(image, factor):
-  """Blend with a constant image at the rounded mean gray level (PIL's ImageEnhance.Contrast)."""
-  gray = _luma(tf.cast(_planes(image), tf.float32))
-  total = tf.reduce_sum(tf.cast(gray, tf.int64))  # exact for any image size
-  mean = tf.cast(total, tf.float64) / tf.cast(tf.size(gray), tf.float64)
-  level = tf.cast(tf.floor(mean + 0.5), tf.float32)
-  return blend(level, image, factor)
+  """Blend with a constant image at the rounded mean gray level (PIL's ImageEnhance.Contrast).
 
-
-def autocontrast_blend(image, factor):
-  """blend(AutoContrast(x), x, factor): 0 is the full op, 1 the original."""
-  return blend(autocontrast(image), image, factor)
-
-
-def equalize_blend(image, factor):
-  """blend(Equalize(x), x, factor): 0 is the full op, 1 the original."""
-  return blend(equalize(image), image, factor)
+  The mean gray is the luma of the channel means (PIL averages rounded lumas: the rounded level
+  may differ by one, the output by less than one level).
+  """
+  pixels = _float(image)
+  mean = tf.reduce_mean(tf.reshape(pixels, [-1, 3]), axis=0)
+  level = tf.floor(tf.reduce_sum(mean * tf.constant(_LUMA)) + 0.5)
+  f = tf.cast(factor, tf.float32)
+  return _to_uint8(pixels * f + (1.0 - f) * level, clip=True)
 
 
 def invert_blend(image, factor):
-  """blend(Invert(x), x, factor): 0 is the full op, 1 the original."""
-  return blend(invert(image), image, factor)
+  """blend(Invert(x), x, factor): 0 is the full op, 1 the original.
+
+  (255 - x) + f (x - (255 - x)) = x (2 f - 1) + 255 (1 - f): one affine map, inside [0, 255].
+  """
+  f = _unit(factor)
+  return _to_uint8(_float(image) * (2.0 * f - 1.0) + 255.0 * (1.0 - f), clip=False)
