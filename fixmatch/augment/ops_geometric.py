@@ -46,6 +46,13 @@ def _size(image):
   return tuple(image.shape[i] if image.shape[i] is not None else dims[i] for i in (0, 1))
 
 
+def _center(size):
+  """(size - 1) / 2 as a Python float for a static size, else a float32 tensor."""
+  if isinstance(size, int):
+    return (size - 1) / 2.0
+  return (tf.cast(size, tf.float32) - 1.0) / 2.0
+
+
 def _grid(image):
   """Output pixel coordinates as float32 x [W] and y [H, 1] (broadcast to [H, W] when combined)."""
   height, width = _size(image)
@@ -80,12 +87,11 @@ def rotate(image, degrees):
   height, width = _size(image)
   radians = tf.cast(degrees, tf.float32) * (math.pi / 180.0)
   cos, sin = tf.cos(radians), tf.sin(radians)
-  cx = (tf.cast(width, tf.float32) - 1.0) / 2.0
-  cy = (tf.cast(height, tf.float32) - 1.0) / 2.0
+  cx, cy = _center(width), _center(height)  # Python floats for static shapes: fewer graph nodes
   # Each sum of inexact terms is one kernel call, so no graph rewrite can re-associate it (Grappler
   # does so to chained adds inside tf.data functions, not in eager mode, and a tie would flip):
   # the offsets (+ 0.5) as one [2, 3] x [3] product, the column terms as one [W, 2] x [2].
-  offsets = tf.linalg.matvec(tf.stack([[cx + 0.5, -cx, cy], [cy + 0.5, -cy, -cx]]),
+  offsets = tf.linalg.matvec(tf.convert_to_tensor([[cx + 0.5, -cx, cy], [cy + 0.5, -cy, -cx]]),
                              tf.stack([1.0, cos, sin]))
   x, y = _grid(image)
   columns = tf.stack([x, tf.ones_like(x)], axis=1)
