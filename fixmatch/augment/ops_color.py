@@ -142,7 +142,7 @@ def _channel_affine(image, scale, bias):
 
 
 def autocontrast_blend(image, factor):
-  """blend(AutoContrast(x), x, factor): 0 is the full op, 1 the original.
+  """blend(AutoContrast(x), x, factor in [0, 1] (clamped)): 0 is the full op, 1 the original.
 
   (1 - f) * (s x + b) + f x = x * ((1 - f) s + f) + (1 - f) b: one affine map, inside [0, 255].
   """
@@ -184,7 +184,7 @@ def equalize(image):
 
 
 def equalize_blend(image, factor):
-  """blend(Equalize(x), x, factor): 0 is the full op, 1 the original.
+  """blend(Equalize(x), x, factor in [0, 1] (clamped)): 0 is the full op, 1 the original.
 
   Equalize is a per-channel LUT, so the blend is applied to the 256 LUT entries, not the image:
   blend(lut[v], v, f) is exactly what every pixel of value v gets.
@@ -226,7 +226,7 @@ def contrast(image, factor):
 
 
 def invert_blend(image, factor):
-  """blend(Invert(x), x, factor): 0 is the full op, 1 the original.
+  """blend(Invert(x), x, factor in [0, 1] (clamped)): 0 is the full op, 1 the original.
 
   (255 - x) + f (x - (255 - x)) = x (2 f - 1) + 255 (1 - f): one affine map, inside [0, 255].
   """

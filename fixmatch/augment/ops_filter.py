@@ -66,10 +66,10 @@ def sharpness(image, factor):
 
 
 def blur(image, strength):
-  """blend(x, ring_blur(x) + 0.5, strength); strength 0 is the original."""
+  """blend(x, ring_blur(x) + 0.5, strength); strength (clamped to [0, 1]) 0 is the original."""
   return _toward_filter(image, _BLUR, _DELTA5, strength)
 
 
 def smooth(image, strength):
-  """blend(x, smooth(x) + 0.5, strength); strength 0 is the original."""
+  """blend(x, smooth(x) + 0.5, strength); strength (clamped to [0, 1]) 0 is the original."""
   return _toward_filter(image, _SMOOTH, _DELTA3, strength)
