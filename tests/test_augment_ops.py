@@ -414,3 +414,18 @@ def test_folded_blends_equal_the_literal_spec_formula_within_one(factor):
     assert np.abs(ours - expected).max() <= 1, name
     if factor == 1.0 and name.endswith("Blend") or factor == 0.0 and name in ("Blur", "Smooth"):
       np.testing.assert_array_equal(ours, image, err_msg=name)  # exactly neutral
+
+
+@pytest.mark.parametrize("policy,name", ALL_OPS)
+def test_unknown_image_size_gives_the_same_result(policy, name):
+  # Static sizes (the pipelines' case) take shortcuts such as Python-float constants; an image
+  # of unknown height and width must give exactly the same pixels.
+  image = tf.constant(_image(25, size=40)[:27])
+  op = _op(policy, name)
+  dynamic = tf.function(op, input_signature=[tf.TensorSpec([None, None, 3], tf.uint8),
+                                             tf.TensorSpec([], tf.float32)])
+  for level in (0.0, 0.37, 0.81):
+    tf.random.set_seed(7)
+    expected = op(image, level).numpy()
+    tf.random.set_seed(7)
+    np.testing.assert_array_equal(dynamic(image, level).numpy(), expected, err_msg=str(level))
