@@ -21,7 +21,7 @@ reported, both as wall-clock images/s and as images per CPU-second of this proce
 the contention-robust number: it does not change when other processes steal the cores). Ratios
 to (a) are printed for both. The per-op cost table of bench/op_costs.py follows when available.
 
-    python bench/input_pipeline.py [--images 300] [--rounds 5] [--batches 6] [--batch_size 32]
+    python bench/input_pipeline.py [--images 300] [--rounds 5] [--batches 20] [--batch_size 32]
                                    [--image_size 224] [--threads 0] [--skip_op_table]
                                    [--op_table_repeats 100] [--op_table_rounds 3] [--warmup_rounds 1]
 """
@@ -225,7 +225,9 @@ def main(argv=None):
     parser.add_argument("--images", type=int, default=300, help="generated JPEGs")
     parser.add_argument("--rounds", type=int, default=5, help="interleaved repetitions")
     parser.add_argument("--warmup_rounds", type=int, default=1, help="uncounted rounds first")
-    parser.add_argument("--batches", type=int, default=6, help="batches per measurement")
+    parser.add_argument("--batches", type=int, default=20,
+                        help="batches per measurement (fewer measure the start-up of the "
+                             "pipelines' 1,024-record shuffle buffer, not their steady state)")
     parser.add_argument("--batch_size", type=int, default=32)
     parser.add_argument("--image_size", type=int, default=224)
     parser.add_argument("--threads", type=int, default=0,

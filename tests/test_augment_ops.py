@@ -429,3 +429,24 @@ def test_unknown_image_size_gives_the_same_result(policy, name):
     expected = op(image, level).numpy()
     tf.random.set_seed(7)
     np.testing.assert_array_equal(dynamic(image, level).numpy(), expected, err_msg=str(level))
+
+
+def test_translation_general_path_equals_the_kernel():
+  # The gather used when the source positions are not one contiguous run, exercised directly.
+  image = tf.constant(_image(21, size=40, smooth=False)[:29])
+  for shift in (-7.5, 3.25, 40.0, -0.5):
+    for axis, transform in ((1, [1, 0, shift, 0, 1, 0, 0, 0]), (0, [1, 0, 0, 0, 1, shift, 0, 0])):
+      source = ops_geometric._source_index(image.shape[axis], shift)
+      kernel = ops_geometric.warp(image, tf.constant(transform, tf.float32)).numpy()
+      np.testing.assert_array_equal(
+          ops_geometric._gather_positions(image, source, axis).numpy(), kernel)
+
+
+@pytest.mark.parametrize("addition", [-300, -110, -1, 0, 1, 55, 110, 300])
+@pytest.mark.parametrize("threshold", [0, 1, 128, 200, 256])
+def test_solarize_add_matches_the_formula(addition, threshold):
+  image = _image(26, smooth=False)
+  x = image.astype(int)
+  expected = np.where(x < min(threshold, 255), np.clip(x + addition, 0, 255), x)
+  ours = ops_color.solarize_add(tf.constant(image), addition, threshold).numpy()
+  np.testing.assert_array_equal(ours, expected)

@@ -82,12 +82,21 @@ def solarize(image, threshold):
 
 def solarize_add(image, addition, threshold=128):
   """clip(x + addition) for pixels below `threshold` (saturated to uint8, as Solarize's), others
-  unchanged. Exact, in uint8: the up and down moves are each clamped so they cannot wrap."""
+  unchanged. Exact, in uint8: each move is clamped so it cannot wrap.
+
+  The policies only add (addition >= 0): x + min(255 - x, a * below) is 5 uint8 passes; a
+  subtraction takes the symmetric branch.
+  """
   addition = tf.cast(addition, tf.int32)
   below = tf.cast(image < _uint8_scalar(threshold), tf.uint8)
-  up = tf.minimum(tf.constant(255, tf.uint8) - image, _uint8_scalar(addition))
-  down = tf.minimum(image, _uint8_scalar(-addition))
-  return image + below * up - below * down
+
+  def add():
+    return image + tf.minimum(tf.constant(255, tf.uint8) - image, _uint8_scalar(addition) * below)
+
+  def subtract():
+    return image - tf.minimum(image, _uint8_scalar(-addition) * below)
+
+  return tf.cond(addition >= 0, add, subtract)
 
 
 def posterize(image, bits):

@@ -116,8 +116,8 @@ def shear_y(image, shear):
 # x_in = (1 x + 0 y + p) / 1 = fl(x + p) (the products and the division are exact, so no FMA
 # contraction can change it) and y_in = y; then `round` (half away from zero) and gray outside.
 # x_in depends on the column only, so the whole warp is a column (or row) selection:
-# `_source_index` reproduces the kernel's index per column in float32, and one gather of whole
-# columns (rows) of the image padded with one gray column (row) is bit-identical to the kernel.
+# `_source_index` reproduces the kernel's index per column in float32, and copying those columns
+# (rows), gray where the index is outside, is bit-identical to the kernel.
 
 
 def _source_index(size, shift):
@@ -134,12 +134,43 @@ def _source_index(size, shift):
   return tf.where(inside, index, size)
 
 
+def _gray_block(image, axis, length):
+  """Gray fill shaped like `image` but `length` long along `axis`."""
+  shape = tf.tensor_scatter_nd_update(tf.shape(image), [[axis]], [length])
+  return tf.fill(shape, tf.cast(GRAY, image.dtype))
+
+
 def _shift(image, pixels, axis):
-  """Content moved by -pixels along `axis` (0 rows, 1 columns), gray where it left the frame."""
+  """Content moved by -pixels along `axis` (0 rows, 1 columns), gray where it left the frame.
+
+  The kernel's source positions form one contiguous run [first, first + count) for every shift
+  in practice, so the result is gray | image[run] | gray: one copy of the image, ~2x cheaper
+  than padding it with gray and gathering. A gather from the padded image covers the general
+  case (float rounding that repeats or skips a position), so the result is exact for any shift.
+  """
+  size = _size(image)[axis]
+  source = _source_index(size, pixels)
+  inside = source < size
+  count = tf.reduce_sum(tf.cast(inside, tf.int32))
+  first_out = tf.argmax(tf.cast(inside, tf.int32), output_type=tf.int32)  # 0 if none inside
+  first_in = tf.minimum(source[first_out], size)
+  contiguous = tf.reduce_all(
+      tf.logical_or(tf.logical_not(inside), source - tf.range(size) == first_in - first_out))
+
+  def run():
+    kept = image[first_in:first_in + count] if axis == 0 else image[:, first_in:first_in + count]
+    return tf.concat([_gray_block(image, axis, first_out), kept,
+                      _gray_block(image, axis, size - first_out - count)], axis=axis)
+
+  return tf.cond(contiguous, run, lambda: _gather_positions(image, source, axis))
+
+
+def _gather_positions(image, source, axis):
+  """Rows/columns `source` (int32, `size` = gray) of the image: the general path of `_shift`."""
   pad = [[0, 0], [0, 0], [0, 0]]
   pad[axis][1] = 1
-  padded = tf.pad(image, pad, constant_values=int(GRAY))
-  return tf.gather(padded, _source_index(_size(image)[axis], pixels), axis=axis)
+  padded = tf.pad(image, pad, constant_values=tf.cast(GRAY, image.dtype))
+  return tf.gather(padded, source, axis=axis)
 
 
 def translate_x(image, pixels):
