@@ -76,25 +76,32 @@ def solarize(image, threshold):
 
   `255 - x == x ^ 255` for uint8, so the select is an XOR with a 0/255 mask.
   """
-  flip = tf.cast(image >= _uint8_scalar(threshold), tf.uint8) * tf.constant(255, tf.uint8)
-  return tf.bitwise.bitwise_xor(image, flip)
+  return tf.bitwise.bitwise_xor(image, _mask(image >= _uint8_scalar(threshold)))
+
+
+def _mask(condition):
+  """bool -> uint8 0/255 as `~(u8(condition) - 1)` (wrapping): uint8 multiplies do not
+  vectorise on x86 (there is no 8-bit SIMD multiply), subtraction and bitwise ops do. (`0 - x`
+  would be rewritten to Neg by Grappler, which has no uint8 kernel.)"""
+  return tf.bitwise.invert(tf.cast(condition, tf.uint8) - tf.constant(1, tf.uint8))
 
 
 def solarize_add(image, addition, threshold=128):
   """clip(x + addition) for pixels below `threshold` (saturated to uint8, as Solarize's), others
   unchanged. Exact, in uint8: each move is clamped so it cannot wrap.
 
-  The policies only add (addition >= 0): x + min(255 - x, a * below) is 5 uint8 passes; a
-  subtraction takes the symmetric branch.
+  The policies only add (addition >= 0): x + min(255 - x, a & below_mask) is a few uint8
+  passes; a subtraction takes the symmetric branch.
   """
   addition = tf.cast(addition, tf.int32)
-  below = tf.cast(image < _uint8_scalar(threshold), tf.uint8)
+  below = _mask(image < _uint8_scalar(threshold))
 
   def add():
-    return image + tf.minimum(tf.constant(255, tf.uint8) - image, _uint8_scalar(addition) * below)
+    move = tf.bitwise.bitwise_and(below, _uint8_scalar(addition))
+    return image + tf.minimum(tf.constant(255, tf.uint8) - image, move)
 
   def subtract():
-    return image - tf.minimum(image, _uint8_scalar(-addition) * below)
+    return image - tf.minimum(image, tf.bitwise.bitwise_and(below, _uint8_scalar(-addition)))
 
   return tf.cond(addition >= 0, add, subtract)
 
