@@ -269,7 +269,7 @@ def test_gray_fill_equals_the_extra_channel_trick():
     if name.startswith("Translate"):
       np.testing.assert_array_equal(ours, expected, err_msg=name)
     else:  # same coordinates up to float rounding at .5 ties (see ops_geometric's docstring)
-      assert (ours != expected).any(axis=-1).mean() <= 0.002, name
+      assert (ours != expected).any(axis=-1).mean() <= 0.005, name
 
 
 def test_translate_and_shear_move_content_as_specified():

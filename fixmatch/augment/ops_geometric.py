@@ -59,30 +59,27 @@ def _grid(image):
   return tf.range(width, dtype=tf.float32), tf.range(height, dtype=tf.float32)[:, None]
 
 
-def _sample(image, x_half, y_half):
-  """Gather at source coordinates + 0.5 (float, broadcastable to [H, W]), gray outside.
+def _sample(image, x_src, y_src):
+  """Gather at source coordinates + 1.5 (float, broadcastable to [H, W]), gray outside.
 
-  Callers add the 0.5 where it is exact or part of a scalar (see `rotate`).
-
-  round(v) = floor(v + 0.5); it differs from the kernel's half-away-from-zero only at v = -0.5
-  exactly (a source half a pixel outside the first row or column).
+  The image is padded by a one-pixel gray ring, so padded position = round(v) + 1 and the
+  shifted coordinate v + 1.5 truncates to it (after clipping into [0, size + 1], the ring, it is
+  non-negative, where truncation is floor). Callers add the 1.5 where it is exact or part of a
+  scalar (see `rotate`). round(v) = floor(v + 0.5) differs from the kernel's half away from zero
+  only at v = -0.5 exactly (a source half a pixel outside the first row or column).
   """
   height, width = _size(image)
-  width_f, height_f = tf.cast(width, tf.float32), tf.cast(height, tf.float32)
-  col = tf.clip_by_value(tf.floor(x_half), -1.0, width_f)
-  row = tf.clip_by_value(tf.floor(y_half), -1.0, height_f)
-  # Index into the image padded by one gray pixel on every side: (row + 1) (W + 2) + col + 1.
-  # Integer-valued floats below 2^24: exact in any order.
-  index = tf.cast(row * (width_f + 2.0) + col, tf.int32) + (width + 3)
+  col = tf.cast(tf.clip_by_value(x_src, 0.0, tf.cast(width, tf.float32) + 1.0), tf.int32)
+  row = tf.cast(tf.clip_by_value(y_src, 0.0, tf.cast(height, tf.float32) + 1.0), tf.int32)
   padded = tf.pad(image, [[1, 1], [1, 1], [0, 0]], constant_values=int(GRAY))
-  return tf.gather(tf.reshape(padded, [-1, tf.shape(image)[2]]), index)
+  return tf.gather(tf.reshape(padded, [-1, tf.shape(image)[2]]), row * (width + 2) + col)
 
 
 def rotate(image, degrees):
   """Rotates counter-clockwise (as PIL's Image.rotate) by `degrees` about the image centre.
 
   x_in = cos (x - cx) - sin (y - cy) + cx ; y_in = sin (x - cx) + cos (y - cy) + cy, with the
-  rounding's + 0.5 folded into the constant part.
+  + 1.5 of `_sample` folded into the constant part.
   """
   height, width = _size(image)
   radians = tf.cast(degrees, tf.float32) * (math.pi / 180.0)
@@ -90,26 +87,26 @@ def rotate(image, degrees):
   cx, cy = _center(width), _center(height)  # Python floats for static shapes: fewer graph nodes
   # Each sum of inexact terms is one kernel call, so no graph rewrite can re-associate it (Grappler
   # does so to chained adds inside tf.data functions, not in eager mode, and a tie would flip):
-  # the offsets (+ 0.5) as one [2, 3] x [3] product, the column terms as one [W, 2] x [2].
-  offsets = tf.linalg.matvec(tf.convert_to_tensor([[cx + 0.5, -cx, cy], [cy + 0.5, -cy, -cx]]),
+  # the offsets (+ 1.5) as one [2, 3] x [3] product, the column terms as one [W, 2] x [2].
+  offsets = tf.linalg.matvec(tf.convert_to_tensor([[cx + 1.5, -cx, cy], [cy + 1.5, -cy, -cx]]),
                              tf.stack([1.0, cos, sin]))
   x, y = _grid(image)
   columns = tf.stack([x, tf.ones_like(x)], axis=1)
-  x_half = tf.linalg.matvec(columns, tf.stack([cos, offsets[0]])) - y * sin
-  y_half = tf.linalg.matvec(columns, tf.stack([sin, offsets[1]])) + y * cos
-  return _sample(image, x_half, y_half)
+  x_src = tf.linalg.matvec(columns, tf.stack([cos, offsets[0]])) - y * sin
+  y_src = tf.linalg.matvec(columns, tf.stack([sin, offsets[1]])) + y * cos
+  return _sample(image, x_src, y_src)
 
 
 def shear_x(image, shear):
   """x_in = x + shear * y."""
   x, y = _grid(image)
-  return _sample(image, (x + 0.5) + y * tf.cast(shear, tf.float32), y + 0.5)
+  return _sample(image, (x + 1.5) + y * tf.cast(shear, tf.float32), y + 1.5)
 
 
 def shear_y(image, shear):
   """y_in = shear * x + y."""
   x, y = _grid(image)
-  return _sample(image, x + 0.5, (y + 0.5) + x * tf.cast(shear, tf.float32))
+  return _sample(image, x + 1.5, (y + 1.5) + x * tf.cast(shear, tf.float32))
 
 
 # Translations. For the transform [1, 0, p, 0, 1, 0, 0, 0] the kernel computes
