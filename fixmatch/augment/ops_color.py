@@ -235,8 +235,12 @@ def contrast(image, factor):
   may differ by one, the output by less than one level).
   """
   pixels = _float(image)
-  mean = tf.reduce_mean(tf.reshape(pixels, [-1, 3]), axis=0)
-  level = tf.floor(tf.reduce_sum(mean * tf.constant(_LUMA)) + 0.5)
+  # Column sums of the [H, W * 3] view first (a reduction over whole rows vectorises; one
+  # straight to [3] over [H * W, 3] does not), then per channel.
+  column_sums = tf.reduce_sum(_rows(image, pixels)[0], axis=0)
+  sums = tf.reduce_sum(tf.reshape(column_sums, [-1, 3]), axis=0)
+  mean_gray = tf.reduce_sum(sums * tf.constant(_LUMA)) / tf.cast(tf.size(image) // 3, tf.float32)
+  level = tf.floor(mean_gray + 0.5)
   f = tf.cast(factor, tf.float32)
   return _to_uint8(pixels * f + (1.0 - f) * level, clip=True)
 
