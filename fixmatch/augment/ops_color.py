@@ -8,9 +8,8 @@ Definitions follow the reference specification (section 4.2), which mirrors PIL:
 `blend(a, b, f) = clip_uint8(a + f * (b - a))` in float, truncated when cast to uint8.
 
 Speed is the design constraint: these run once per image inside `tf.data`, where every op pays
-for each pass over the 150k values of a 224x224 image (~30 us per float32 pass on one core) and,
-because the policies dispatch with `tf.switch_case`, for every graph node of every op whether it
-is taken or not (~0.1 us per node and image, for the untaken branches). So:
+for each pass over the 150k values of a 224x224 image (~20-70 us per float32 pass on one core;
+more inside a busy pipeline than alone) and a little for each graph node it runs. So:
 
 - Every blend-with-a-derived-image is folded into the fewest passes. Brightness, Contrast,
   AutoContrast(+Blend) and InvertBlend are one per-channel affine map `x * scale + bias`;
@@ -21,7 +20,8 @@ is taken or not (~0.1 us per node and image, for the untaken branches). So:
   pixels (tests/test_augment_ops.py checks every op against the literal spec formula within 1 and
   against Pillow). Equalize, Invert, Solarize and Posterize stay exact.
 - uint8 arithmetic wherever it is exact (SolarizeAdd, Solarize, Posterize), no int32 copies of
-  the image except Equalize's histogram index.
+  the image except Equalize's histogram index, and no broadcasting of a [3] vector over
+  [H, W, 3] (see `_rows`).
 """
 
 import tensorflow as tf
@@ -41,17 +41,6 @@ def _to_uint8(values, *, clip):
   if clip:
     values = tf.clip_by_value(values, 0.0, 255.0)
   return tf.cast(values, tf.uint8)
-
-
-def blend(image1, image2, factor):
-  """`clip_uint8(image1 + factor * (image2 - image1))`; inputs uint8 or float, output uint8.
-
-  The literal spec formula, kept for callers that blend two arbitrary images; the ops below use
-  folded forms of it.
-  """
-  a = _float(image1)
-  out = a + tf.cast(factor, tf.float32) * (_float(image2) - a)
-  return _to_uint8(out, clip=True)
 
 
 def _unit(factor):
