@@ -74,6 +74,12 @@ def _iterator(op, images, batch):
   options.threading.private_threadpool_size = 1
   options.threading.max_intra_op_parallelism = 1
   options.autotune.enabled = False
+  # No background work: an injected prefetch (or a parallelised map or batch) would compute the
+  # next batch before the timer starts, and a round could time a batch that is already done.
+  options.experimental_optimization.apply_default_optimizations = False
+  options.experimental_optimization.inject_prefetch = False
+  options.experimental_optimization.map_parallelization = False
+  options.experimental_optimization.parallel_batch = False
   iterator = iter(ds.with_options(options))
   next(iterator)  # warm-up: instantiation, first-call allocations
   return iterator
