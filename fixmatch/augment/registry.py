@@ -17,7 +17,7 @@ three layers, all in this module:
 `cta_op(name)` bind a table entry to its primitive, giving the uniform op signature every caller
 uses: `op(image: uint8 [H, W, 3], level: float32 scalar) -> uint8 [H, W, 3]`, pure TF and
 graph-compatible. `apply_indexed(table, index, image, level)` runs the op chosen by an int32 tensor
-with `tf.switch_case`, so inside tf.data only the selected branch executes (see `_branch_ops`).
+with `tf.switch_case`, so inside tf.data only the selected branch executes.
 
 Random signs (RandAugment's Rotate/Shear/Translate) are drawn inside `level_to_args` with the
 stateful `tf.random.uniform`, i.e. only when that op is actually selected. `check_image` is the
@@ -181,34 +181,12 @@ def check_image(image):
                     f"the float conversion")
 
 
-# Branch callables of `apply_indexed`, per policy table (built once: each is a tf.function).
-_BRANCHES = {}
-
-
-def _branch_ops(table):
-  """The table's ops as switch branches: non-inlined function calls, except Identity.
-
-  Why calls: `tf.switch_case` inside tf.data is lowered to Switch/Merge, and the executor then
-  walks every node of every *untaken* branch for each image (~0.1 us per node; the ops have
-  ~600 nodes per policy layer, ~0.15 ms per image for two layers). A call is one node; only the
-  taken op pays for the call (~40 us). Identity, the branch of every skipped layer, stays inline.
-  Measured on the unlabeled pipeline: +2-4% images per core (bench/input_pipeline.py).
-  """
-  key = id(table)
-  if key not in _BRANCHES:
-    _BRANCHES[key] = [
-        op if name == "Identity" else tf.function(
-            op, autograph=False, experimental_attributes={"_noinline": True})
-        for (name, _), op in zip(table, level_ops(table))]
-  return _BRANCHES[key]
-
-
 def apply_indexed(table, index, image, level):
   """Applies `table[index]` (int32 scalar tensor) at `level`; only that branch runs.
 
   The result keeps the input's static shape, so chains of ops stay shape-inferable in tf.data.
   """
   level = tf.convert_to_tensor(level, tf.float32)
-  branches = [(lambda op=op: op(image, level)) for op in _branch_ops(table)]
+  branches = [(lambda op=op: op(image, level)) for op in level_ops(table)]
   out = tf.switch_case(tf.cast(index, tf.int32), branches)
   return tf.ensure_shape(out, image.shape)
