@@ -17,8 +17,9 @@ more inside a busy pipeline than alone) and a little for each graph node it runs
   instead of the image. Where the factor keeps the result inside [0, 255] the clip is skipped.
 - Folding changes float rounding, and PIL's intermediate images (rounded gray, rounded mean)
   are not materialised, so results may differ from the literal formula by one grey level at some
-  pixels (tests/test_augment_ops.py checks every op against the literal spec formula within 1 and
-  against Pillow). Equalize, Invert, Solarize and Posterize stay exact.
+  pixels (tests/test_augment_ops.py checks the folded blends against the literal spec formula and
+  the enhancers against Pillow, within 1). Equalize, Invert, Solarize, SolarizeAdd and Posterize
+  stay exact.
 - uint8 arithmetic wherever it is exact (SolarizeAdd, Solarize, Posterize), no int32 copies of
   the image except Equalize's histogram index, and no broadcasting of a [3] vector over
   [H, W, 3] (see `_rows`).
