@@ -106,6 +106,22 @@ def test_op_shape_dtype_and_tf_data_equals_eager(policy, name):
       np.testing.assert_array_equal(a.numpy(), b.numpy())
 
 
+@pytest.mark.parametrize("policy,name", [p for p in ALL_OPS
+                                         if p[0] == "cta" or p[1] not in RANDOM_SIGN])
+def test_tf_function_equals_eager_over_a_dense_level_sweep(policy, name):
+  # Inside tf.function the full Grappler pipeline runs (tf.data runs a smaller one): constant
+  # push-down once merged CTAugment's `(2 level - 1) * scale` with the ops' own constants and
+  # flipped .5 ties (up to 108 pixels of this ShearX). 61 levels, the level a loop variable.
+  image = tf.constant(_image(27, size=64, smooth=False))
+  op = _op(policy, name)
+  levels = tf.constant(np.linspace(0.0, 1.0, 61, dtype=np.float32))
+  in_function = tf.function(
+      lambda levels: tf.map_fn(lambda level: op(image, level), levels,
+                               fn_output_signature=tf.uint8), autograph=False)(levels).numpy()
+  for level, out in zip(levels, in_function):
+    np.testing.assert_array_equal(out, op(image, level).numpy(), err_msg=f"{name} {level}")
+
+
 @pytest.mark.parametrize("name,arg", [
     ("Identity", ()), ("Brightness", (1.0,)), ("Color", (1.0,)), ("Contrast", (1.0,)),
     ("Sharpness", (1.0,)), ("Rotate", (0.0,)), ("ShearX", (0.0,)), ("ShearY", (0.0,)),
