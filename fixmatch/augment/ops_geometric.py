@@ -18,8 +18,9 @@ with one gather from the image padded by a one-pixel gray ring (coordinates are 
 that ring, so "outside" needs no mask): 25-45% cheaper per op inside the input pipeline. The
 float evaluation order differs from the kernel's, so a coordinate within rounding of a .5 tie
 may round the other way (tests allow 0.2% of pixels for generic arguments, a little more for
-tie-prone ones such as 45 degrees); eager and tf.data results are identical. Translations copy
-rows or column runs, exactly the kernel's result.
+tie-prone ones such as 45 degrees); eager, tf.function and tf.data results are identical (see
+`registry._symmetric` for the one graph rewrite that had to be avoided). Translations copy rows
+or column runs, exactly the kernel's result.
 """
 
 import math
