@@ -194,8 +194,9 @@ def apply_indexed(table, index, image, level):
   The result keeps the input's static shape, so chains of ops stay shape-inferable in tf.data.
   Cost: inside tf.data the switch is lowered, and the executor walks the (dead) nodes of every
   untaken branch, ~0.07 ms per image and layer. Branches as non-inlined function calls remove
-  that walk (+5% images/s) and give the same pixels, but demo training with them ended below 42%
-  top-1 in 7 of 14 runs against 1 of 7 inline; until that is explained, the dispatch stays inline.
+  that walk (+5% images/s) and give the same pixels, but demo training with them (or variants of
+  them) ended below 42% top-1 in 8 of 14 runs against 1 of 7 inline; until that is explained, the
+  dispatch stays inline.
   """
   level = tf.convert_to_tensor(level, tf.float32)
   branches = [(lambda op=op: op(image, level)) for op in level_ops(table)]
