@@ -122,6 +122,30 @@ def test_tf_function_equals_eager_over_a_dense_level_sweep(policy, name):
     np.testing.assert_array_equal(out, op(image, level).numpy(), err_msg=f"{name} {level}")
 
 
+@pytest.mark.parametrize("table", [registry.CTA_OPS, registry.RANDAUGMENT_OPS],
+                         ids=["cta", "randaugment"])
+def test_indexed_dispatch_in_a_parallel_map_gives_each_element_its_own_op(table):
+  # What the policies run: the op chosen by a tensor index, many elements in flight at once.
+  # Each element (its own image, op and level) must get exactly that op's result.
+  rng = np.random.default_rng(28)
+  count = 4 * len(table)
+  images = rng.integers(0, 256, (count, SIZE, SIZE, 3), dtype=np.uint8)
+  indices = np.arange(count, dtype=np.int32) % len(table)
+  levels = rng.uniform(0, 1, count).astype(np.float32)
+  ds = tf.data.Dataset.from_tensor_slices((images, indices, levels)).map(
+      lambda image, index, level: registry.apply_indexed(table, index, image, level),
+      num_parallel_calls=8, deterministic=True)
+  ops = registry.level_ops(table)
+  for image, index, level, out in zip(images, indices, levels, ds.as_numpy_iterator()):
+    name = table[index][0]
+    if table is registry.RANDAUGMENT_OPS and name in RANDOM_SIGN:
+      scale = {"Rotate": 30.0, "ShearX": 0.3, "ShearY": 0.3}.get(name, 100.0)
+      expected = [registry.REGISTRY[name](image, s * scale * level).numpy() for s in (1, -1)]
+    else:
+      expected = [ops[index](image, level).numpy()]
+    assert any(np.array_equal(out, e) for e in expected), (name, level)
+
+
 @pytest.mark.parametrize("name,arg", [
     ("Identity", ()), ("Brightness", (1.0,)), ("Color", (1.0,)), ("Contrast", (1.0,)),
     ("Sharpness", (1.0,)), ("Rotate", (0.0,)), ("ShearX", (0.0,)), ("ShearY", (0.0,)),
