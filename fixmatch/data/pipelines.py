@@ -22,10 +22,10 @@ engine scales them inside its compiled step (``fixmatch.train.steps
 bytes to the accelerator (``image_dtype=tf.float32`` scales once per batch on
 the host instead); only the two features that are used are parsed.
 The strong policies run inside the same per-record map as the weak view, on
-the uint8 image: ~0.3 ms per image of fixed cost (sampling, and the lowered
-16/19-way op switch, whose untaken branches the executor still walks) plus
-~0.5 ms (RandAugment) / ~0.7 ms (CTAugment) of ops on average
-(bench/input_pipeline.py rows (c-), (d-)).
+the uint8 image: ~0.1 ms per image of fixed cost (sampling, and the 16/19-way
+op switch, whose branches are non-inlined calls so untaken ops cost nothing;
+see ``fixmatch.augment.registry.apply_indexed``) plus ~0.4 ms of ops on average
+for either policy (bench/input_pipeline.py rows (c0), (c-)/(d-), (c)/(d)).
 
 Batch sizes: every function takes the batch size *this pipeline* emits. Under
 a distribution strategy use ``distribute``, which asks the strategy for the
