@@ -15,7 +15,15 @@ from fixtures.augment_images import SIZE, low_contrast_image as _low_contrast_im
 
 ALL_OPS = ([("randaugment", name) for name in registry.RANDAUGMENT_NAMES]
            + [("cta", name) for name in registry.CTA_NAMES])
-RANDOM_SIGN = {"Rotate", "ShearX", "ShearY", "TranslateX", "TranslateY"}
+_RANDOM_SIGN_SCALE = {"Rotate": 30.0, "ShearX": 0.3, "ShearY": 0.3, "TranslateX": 100.0,
+                      "TranslateY": 100.0}  # RandAugment's `scale * level`, random sign
+RANDOM_SIGN = set(_RANDOM_SIGN_SCALE)
+
+
+def _either_sign(name, image, level):
+  """RandAugment's random-sign op at `level`: the primitive at +arg and at -arg (numpy)."""
+  arg = _RANDOM_SIGN_SCALE[name] * level
+  return [registry.REGISTRY[name](tf.constant(image), s * arg).numpy() for s in (1, -1)]
 
 
 def _op(policy, name):
@@ -72,8 +80,7 @@ def test_randaugment_level_to_argument_table(k):
   assert int(fns["Solarize"](level)[0]) == int(256 * k / 10)
   assert int(fns["SolarizeAdd"](level)[0]) == int(110 * k / 10)
   tf.random.set_seed(k)
-  for name, scale in (("Rotate", 30), ("ShearX", 0.3), ("ShearY", 0.3), ("TranslateX", 100),
-                      ("TranslateY", 100)):
+  for name, scale in _RANDOM_SIGN_SCALE.items():
     values = {round(float(fns[name](level)[0]), 4) for _ in range(40)}
     assert values == {round(scale * k / 10, 4), round(-scale * k / 10, 4)} or k == 0
 
@@ -96,10 +103,8 @@ def test_op_shape_dtype_and_tf_data_equals_eager(policy, name):
     assert out.dtype == tf.uint8 and out.shape == image.shape
   if policy == "randaugment" and name in RANDOM_SIGN:
     # The sign is random: each result must be the primitive at +arg or at -arg.
-    scale = {"Rotate": 30.0, "ShearX": 0.3, "ShearY": 0.3}.get(name, 100.0)
-    primitive = registry.REGISTRY[name]
     for level, out in zip(levels, in_graph):
-      candidates = [primitive(tf.constant(image), s * scale * level).numpy() for s in (1, -1)]
+      candidates = _either_sign(name, image, level)
       assert any(np.array_equal(out.numpy(), c) for c in candidates), (name, level)
   else:
     for a, b in zip(eager, in_graph):
@@ -139,8 +144,7 @@ def test_indexed_dispatch_in_a_parallel_map_gives_each_element_its_own_op(table)
   for image, index, level, out in zip(images, indices, levels, ds.as_numpy_iterator()):
     name = table[index][0]
     if table is registry.RANDAUGMENT_OPS and name in RANDOM_SIGN:
-      scale = {"Rotate": 30.0, "ShearX": 0.3, "ShearY": 0.3}.get(name, 100.0)
-      expected = [registry.REGISTRY[name](image, s * scale * level).numpy() for s in (1, -1)]
+      expected = _either_sign(name, image, level)
     else:
       expected = [ops[index](image, level).numpy()]
     assert any(np.array_equal(out, e) for e in expected), (name, level)
