@@ -282,18 +282,18 @@ def parse_overrides(text) -> dict:
     return parsed
 
 
-def _flatten(hp, prefix=""):
+def flatten(hp, prefix=""):
     for key, value in hp.items():
         dotted = f"{prefix}{key}"
         if isinstance(value, dict):
-            yield from _flatten(value, prefix=f"{dotted}.")
+            yield from flatten(value, prefix=f"{dotted}.")
         else:
             yield dotted, value
 
 
 def validate(hp: dict) -> dict:
     """Check every value's type and range; raise HParamsError naming the first bad key."""
-    for dotted, value in _flatten(hp):
+    for dotted, value in flatten(hp):
         if dotted not in _RULES:
             raise HParamsError(f"unknown hparam {dotted!r}{_suggest(dotted)}")
         kind, check = _RULES[dotted]

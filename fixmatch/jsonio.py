@@ -1,13 +1,19 @@
-"""Atomic JSON files: a reader never sees half a hparams.json or metrics.json."""
+"""JSON files written whole: a reader never sees half a hparams.json or metrics.json."""
 
 import json
-import os
+
+from fixmatch import fs
+
+
+def dumps(payload) -> str:
+    """Canonical JSON text (indent 2, sorted keys, final newline)."""
+    return json.dumps(payload, indent=2, sort_keys=True) + "\n"
 
 
 def write_json_atomic(path: str, payload) -> None:
-    """Canonical JSON (indent 2, sorted keys) written to a temporary name, then renamed."""
-    tmp = f"{path}.tmp-{os.getpid()}"
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(payload, f, indent=2, sort_keys=True)
-        f.write("\n")
-    os.replace(tmp, path)
+    """Canonical JSON, written atomically (local or gs://, see fixmatch.fs.write_text)."""
+    fs.write_text(path, dumps(payload))
+
+
+def read_json(path: str):
+    return json.loads(fs.read_text(path))

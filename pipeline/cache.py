@@ -38,7 +38,6 @@ import hashlib
 import json
 import logging
 import os
-import posixpath
 import secrets
 import shutil
 import socket
@@ -49,6 +48,7 @@ import luigi
 from luigi.task_register import Register
 
 import fixmatch
+from fixmatch import fs
 
 logger = logging.getLogger("luigi-interface.pipeline.cache")
 
@@ -74,75 +74,32 @@ def refresh_fingerprints():
 
 # ----------------------------------------------------------------------------- file systems
 
-def is_remote(path: str) -> bool:
-    """True for URLs such as gs://bucket/dir, which need tf.io.gfile instead of os."""
-    return "://" in str(path)
+# The one file-system layer lives in the library (fixmatch.fs); these names are the cache's
+# vocabulary for it.
+is_remote, gfile, join, exists = fs.is_remote, fs.gfile, fs.join, fs.exists
+makedirs, listdir, rmtree, write_text, read_text = (fs.makedirs, fs.listdir, fs.rmtree,
+                                                    fs.write_text, fs.read_text)
 
 
-def gfile():
-    """tf.io.gfile, imported on first use: local roots never pay for importing TensorFlow."""
-    import tensorflow as tf
-    return tf.io.gfile
+def read_manifest(out_dir: str) -> dict:
+    """The cache's envelope of a published stage output (`<out_dir>/manifest.json`).
 
-
-def join(base: str, *parts: str) -> str:
-    return posixpath.join(base, *parts) if is_remote(base) else os.path.join(base, *parts)
-
-
-def exists(path: str) -> bool:
-    return gfile().exists(path) if is_remote(path) else os.path.exists(path)
-
-
-def makedirs(path: str):
-    if is_remote(path):
-        gfile().makedirs(path)
-    else:
-        os.makedirs(path, exist_ok=True)
-
-
-def listdir(path: str) -> list:
-    if is_remote(path):
-        return [name.rstrip("/") for name in gfile().listdir(path)] if exists(path) else []
-    return os.listdir(path) if os.path.isdir(path) else []
-
-
-def rmtree(path: str):
-    """Remove a directory tree if present; never raises for a tree that is already gone."""
-    if is_remote(path):
-        if gfile().exists(path):
-            gfile().rmtree(path)
-    else:
-        shutil.rmtree(path, ignore_errors=True)
-
-
-def write_text(path: str, text: str):
-    if is_remote(path):
-        with gfile().GFile(path, "w") as f:  # a GCS object appears only when fully written
-            f.write(text)
-        return
-    with open(path, "w", encoding="utf-8") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-
-
-def read_text(path: str) -> str:
-    if is_remote(path):
-        with gfile().GFile(path, "r") as f:
-            return f.read()
-    with open(path, encoding="utf-8") as f:
-        return f.read()
-
-
-def _copy_tree(src: str, dst: str):
-    """Copy every file under remote `src` to `dst` (server-side copies on GCS)."""
-    g = gfile()
-    for dirpath, _, files in g.walk(src):
-        rel = posixpath.relpath(dirpath.rstrip("/"), src.rstrip("/"))
-        target_dir = dst if rel == "." else posixpath.join(dst, rel)
-        g.makedirs(target_dir)
-        for name in files:
-            g.copy(posixpath.join(dirpath, name), posixpath.join(target_dir, name), overwrite=True)
+    The one reader of manifests: a stage's own facts are in its own files (split.json,
+    metrics.json, ...) and in the envelope's "result"; readers of an upstream output go
+    through here or through the library reader of that output.
+    """
+    path = join(out_dir, MANIFEST)
+    try:
+        manifest = json.loads(read_text(path))
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{path} does not exist: {out_dir} is not a published stage "
+                                "output (run its task first)") from None
+    except ValueError as e:
+        raise ValueError(f"{path} is not valid JSON ({e}); delete {out_dir} to rebuild it") from None
+    if not isinstance(manifest, dict) or "result" not in manifest:
+        raise ValueError(f"{path} is not a stage manifest (no 'result'); delete {out_dir} to "
+                         "rebuild it")
+    return manifest
 
 
 def _log_once():
@@ -193,7 +150,7 @@ class StageOutput(luigi.Target):
         return exists(self.manifest_path)
 
     def manifest(self) -> dict:
-        return json.loads(read_text(self.manifest_path))
+        return read_manifest(self.path)
 
 
 def _jsonable(value, param=None):
@@ -373,7 +330,7 @@ class CachedTask(luigi.Task):
         out_dir = self.out_dir
         if is_remote(out_dir):
             rmtree(out_dir)  # a partial copy of a dead run: no manifest, so never complete
-            _copy_tree(tmp_dir, out_dir)
+            fs.copy_tree(tmp_dir, out_dir)
             write_text(join(out_dir, MANIFEST), manifest_text)  # the moment of completion
             rmtree(tmp_dir)
             return

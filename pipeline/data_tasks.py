@@ -15,6 +15,7 @@ from concurrent import futures
 
 import luigi
 
+from fixmatch import fs
 from pipeline import cache
 
 TFRECORD_PREFIXES = ("train-", "validation-")  # imagenet_to_gcs shard names
@@ -71,7 +72,7 @@ class ImageFolder(cache.CachedTask):
 
     @property
     def out_dir(self):
-        return _normalize(self.data_dir)
+        return fs.normalize(self.data_dir)
 
     def output(self):
         return _ExternalData(self.data_dir)
@@ -98,7 +99,7 @@ def data_source(task, data_dir="", **demo_params):
 
 class _ExternalData(luigi.Target):
     def __init__(self, data_dir):
-        self.path = _normalize(data_dir)
+        self.path = fs.normalize(data_dir)
 
     def exists(self):
         try:
@@ -108,25 +109,15 @@ class _ExternalData(luigi.Target):
         return True
 
 
-def _normalize(path):
-    path = str(path)
-    return path.rstrip("/") if cache.is_remote(path) else os.path.abspath(
-        os.path.expanduser(path))
-
-
-def _isdir(path):
-    return cache.gfile().isdir(path) if cache.is_remote(path) else os.path.isdir(path)
-
-
 def detect_layout(data_dir) -> str:
     """"image_folder" or "tfrecord"; raises DataDirError naming the path and the fix."""
-    path = _normalize(data_dir)
-    if not data_dir or not _isdir(path):
+    path = fs.normalize(data_dir)
+    if not data_dir or not fs.isdir(path):
         raise DataDirError(f"data_dir {str(data_dir)!r} does not exist or is not a directory; "
                            "give a directory with train/<class>/<image> folders or "
                            "imagenet_to_gcs train-* TFRecords, or leave it empty for demo data")
-    names = cache.listdir(path)
-    if "train" in names and _isdir(cache.join(path, "train")):
+    names = fs.listdir(path)
+    if "train" in names and fs.isdir(fs.join(path, "train")):
         return "image_folder"
     if any(n.startswith("train-") for n in names):
         return "tfrecord"
@@ -140,7 +131,7 @@ def listing_fingerprint(data_dir) -> dict:
     """{layout, files, bytes, sha256} over the sorted (relative path, size, mtime_ns) list of
     the input files: train/val/validation trees, or the top-level train-*/validation-* files."""
     layout = detect_layout(data_dir)
-    path = _normalize(data_dir)
+    path = fs.normalize(data_dir)
     rel_paths = sorted(_input_files(path, layout))
     stats = _stat_all(path, rel_paths)
     digest = hashlib.sha256()
@@ -154,16 +145,16 @@ def listing_fingerprint(data_dir) -> dict:
 
 def _input_files(path, layout):
     if layout == "tfrecord":
-        return [n for n in cache.listdir(path) if n.startswith(TFRECORD_PREFIXES)
-                and not _isdir(cache.join(path, n))]
+        return [n for n in fs.listdir(path) if n.startswith(TFRECORD_PREFIXES)
+                and not fs.isdir(fs.join(path, n))]
     files = []
-    present = set(cache.listdir(path))  # not isdir(path/val): object stores match prefixes
+    present = set(fs.listdir(path))  # not isdir(path/val): object stores match prefixes
     for split in IMAGE_SPLIT_DIRS:
-        top = cache.join(path, split)
-        if split not in present or not _isdir(top):
+        top = fs.join(path, split)
+        if split not in present or not fs.isdir(top):
             continue
-        if cache.is_remote(path):
-            for dirpath, _, names in cache.gfile().walk(top):
+        if fs.is_remote(path):
+            for dirpath, _, names in fs.gfile().walk(top):
                 rel_dir = posixpath.relpath(dirpath.rstrip("/"), path)
                 files.extend(posixpath.join(rel_dir, n) for n in names)
         else:
@@ -174,13 +165,13 @@ def _input_files(path, layout):
 
 
 def _stat_all(path, rel_paths):
-    if not cache.is_remote(path):
+    if not fs.is_remote(path):
         out = []
         for rel in rel_paths:
             st = os.stat(os.path.join(path, rel))
             out.append((st.st_size, st.st_mtime_ns))
         return out
-    g = cache.gfile()
+    g = fs.gfile()
 
     def stat(rel):
         st = g.stat(posixpath.join(path, rel))

@@ -5,8 +5,8 @@
         --split fixmatch_10pct.1 --beam-args "--direct_num_workers=2"
 
 No --data-dir = the generated demo data set. Output: ROOT/prepare_splits/<fingerprint>/ with
-the shards, classes.txt, rejected.jsonl and manifest.json (the stage's own manifest is
-manifest["result"]).
+the shards, classes.txt, rejected.jsonl, split.json (the stage's own facts, read by
+fixmatch.data.split_dir) and the cache's manifest.json (which repeats them under "result").
 """
 
 import shlex

@@ -11,10 +11,6 @@ and the final checkpoint (checkpoint/checkpoint-<step>.*: model, EMA model,
 optimizer, CTA state; `tf.train.latest_checkpoint(DIR/checkpoint)` finds it).
 """
 
-import json
-import os
-import shutil
-
 import luigi
 
 from pipeline import cache, split_tasks
@@ -51,23 +47,6 @@ class TrainSupervised(cache.CachedTask):
 
     def run_stage(self, tmp_dir):
         from stages import train_supervised
-        model_dir = self.work_dir
-        metrics = train_supervised.run(data=self.input_dir(), model_dir=model_dir,
-                                       preset=self.preset, hparams=self.hparams,
-                                       tpu=self.tpu or None)
-        shutil.copy2(os.path.join(model_dir, "hparams.json"), os.path.join(tmp_dir, "hparams.json"))
-        prefix = os.path.basename(metrics["checkpoint"])
-        published = dict(metrics, checkpoint=f"checkpoint/{prefix}")  # relative to out_dir
-        with open(os.path.join(tmp_dir, "metrics.json"), "w", encoding="utf-8") as f:
-            json.dump(published, f, indent=2, sort_keys=True)
-        final = os.path.join(tmp_dir, "checkpoint")
-        os.makedirs(final)
-        for name in os.listdir(model_dir):
-            if name.startswith(prefix + "."):
-                shutil.copy2(os.path.join(model_dir, name), os.path.join(final, name))
-        with open(os.path.join(final, "checkpoint"), "w", encoding="utf-8") as f:
-            # CheckpointState text, so tf.train.latest_checkpoint(final) finds it.
-            f.write(f'model_checkpoint_path: "{prefix}"\n'
-                    f'all_model_checkpoint_paths: "{prefix}"\n')
-        shutil.copytree(os.path.join(model_dir, "summaries"), os.path.join(tmp_dir, "summaries"))
-        return dict(published, work_dir=model_dir)
+        return train_supervised.run(data=self.input_dir(), model_dir=self.work_dir,
+                                    publish_dir=tmp_dir, preset=self.preset,
+                                    hparams=self.hparams, tpu=self.tpu or None)

@@ -17,12 +17,15 @@ import shutil
 import sys
 import time
 
+from absl import flags
+
 from fixmatch import demo_images
+from stages import cli
 
 PROGRESS_EVERY = 500  # images between progress lines on stderr
 
 
-class DemoDataError(ValueError):
+class DemoDataError(cli.StageError):
     """A bad argument or output directory, reported before any image is written."""
 
 
@@ -60,8 +63,8 @@ def run(*, out_dir, seed=0, image_size=64, train_per_class=300, val_per_class=50
                         f.write(data)
                     done += 1
                     if done % PROGRESS_EVERY == 0 or done == total:
-                        print(f"demo_data: {done}/{total} images, {time.monotonic() - start:.1f} s",
-                              file=sys.stderr, flush=True)
+                        cli.progress(PROGRAM.name, f"{done}/{total} images, "
+                                     f"{time.monotonic() - start:.1f} s")
     except BaseException:
         for split in per_split:
             shutil.rmtree(os.path.join(out_dir, split), ignore_errors=True)
@@ -100,40 +103,30 @@ def _check_out_dir(out_dir):
                                 "directory (existing files are never overwritten)")
 
 
-def _define_flags():
-    """Flags are defined only when run as a program, so importing `run` (the Luigi task does)
-    cannot collide with other stages' flags of the same name."""
-    from absl import flags
-    flags.DEFINE_string("out", None, "Output directory (must be absent or empty). Receives "
-                        "train/<class>/<class>_<n>.JPEG and val/<class>/<class>_<n>.JPEG.")
-    flags.DEFINE_integer("seed", 0, "Seed (>= 0). Same seed and sizes = byte-identical files.")
-    flags.DEFINE_integer("image_size", 64, f"Side of the square RGB images in pixels "
-                         f"(>= {demo_images.MIN_IMAGE_SIZE}).")
-    flags.DEFINE_integer("train_per_class", 300, "Training images per class.")
-    flags.DEFINE_integer("val_per_class", 50, "Validation images per class.")
-    flags.DEFINE_integer("num_classes", 10, f"Number of classes, 2..{len(demo_images.CLASSES)}; "
-                         f"the first of: {', '.join(demo_images.CLASSES)}.")
-    flags.mark_flag_as_required("out")
-    return flags.FLAGS
+PROGRAM = cli.Program("demo_data", __doc__, required=("out",))
+flags.DEFINE_string("out", None, "Output directory (must be absent or empty). Receives "
+                    "train/<class>/<class>_<n>.JPEG and val/<class>/<class>_<n>.JPEG.",
+                    flag_values=PROGRAM.flags)
+flags.DEFINE_integer("seed", 0, "Seed (>= 0). Same seed and sizes = byte-identical files.",
+                     flag_values=PROGRAM.flags)
+flags.DEFINE_integer("image_size", 64, f"Side of the square RGB images in pixels "
+                     f"(>= {demo_images.MIN_IMAGE_SIZE}).", flag_values=PROGRAM.flags)
+flags.DEFINE_integer("train_per_class", 300, "Training images per class.",
+                     flag_values=PROGRAM.flags)
+flags.DEFINE_integer("val_per_class", 50, "Validation images per class.",
+                     flag_values=PROGRAM.flags)
+flags.DEFINE_integer("num_classes", 10, f"Number of classes, 2..{len(demo_images.CLASSES)}; "
+                     f"the first of: {', '.join(demo_images.CLASSES)}.", flag_values=PROGRAM.flags)
 
 
-def main(argv):
-    from absl import app
-    if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
-    f = _FLAGS
-    try:
-        summary = run(out_dir=f.out, seed=f.seed, image_size=f.image_size,
-                      train_per_class=f.train_per_class, val_per_class=f.val_per_class,
-                      num_classes=f.num_classes)
-    except DemoDataError as e:
-        print(f"demo_data: error: {e}", file=sys.stderr)
-        return 2
-    print(json.dumps(summary, indent=2, sort_keys=True))
-    return 0
+def main(argv=None):
+    def body(f, _):
+        return run(out_dir=f.out, seed=f.seed, image_size=f.image_size,
+                   train_per_class=f.train_per_class, val_per_class=f.val_per_class,
+                   num_classes=f.num_classes)
+
+    return PROGRAM.main(body, argv)
 
 
 if __name__ == "__main__":
-    from absl import app as _app
-    _FLAGS = _define_flags()
-    _app.run(main)
+    sys.exit(main())

@@ -9,7 +9,7 @@ Flags this module does not know are Beam pipeline options. Two Beam passes:
 pass 1 lists the input and plans every record (small references only); run()
 then checks the plan (named-list coverage, class consistency) before pass 2
 decodes each image once and writes the shards. run() writes classes.txt,
-rejected.jsonl and finally manifest.json, so a directory with a manifest is
+rejected.jsonl and finally split.json (its facts), so a directory with split.json is
 complete.
 
 Memory: no image byte crosses a Beam shuffle, so worker processes stay flat as the input
@@ -27,38 +27,35 @@ import time
 from absl import flags
 
 import fixmatch
+from fixmatch import fs
 from fixmatch.data import schema
+from fixmatch.data.split_dir import SPLIT_FILE
 from fixmatch.splitting import layout as layout_lib
 from fixmatch.splitting import names as names_lib
 from fixmatch.splitting import plan_transforms, selection, sources, write_transforms
+from stages import cli
 
 FORMAT_VERSION = 1
 WORK = ".work"
 
-# Private flag registry: other stages define --input/--output too, and all of
-# them are importable in one process (the Luigi pipeline).
-_FLAGS = flags.FlagValues()
+PROGRAM = cli.Program("prepare_splits", __doc__, required=("input", "output"),
+                      unknown_flags=True)
 flags.DEFINE_string("input", None, "Image-folder data set or imagenet_to_gcs TFRecord dir "
-                    "(local or gs://).", flag_values=_FLAGS)
+                    "(local or gs://).", flag_values=PROGRAM.flags)
 flags.DEFINE_string("output", None, "Split directory to create (local or gs://).",
-                    flag_values=_FLAGS)
+                    flag_values=PROGRAM.flags)
 flags.DEFINE_string("split", "frac10.seed1", "full | simclr_1pct | simclr_10pct | "
                     "fixmatch_10pct.K (alias imagenet128116.K) | frac<P>.seed<N>",
-                    flag_values=_FLAGS)
+                    flag_values=PROGRAM.flags)
 flags.DEFINE_bool("allow_missing", False, "Accept named-list entries that have no image "
-                  "in the input (e.g. a subset of ImageNet).", flag_values=_FLAGS)
+                  "in the input (e.g. a subset of ImageNet).", flag_values=PROGRAM.flags)
 
 
 def parse_args(argv):
     """argv (with program name) -> (run() keyword args, Beam pipeline args)."""
-    _FLAGS.unparse_flags()  # back to defaults: main() may run more than once per process
-    rest = _FLAGS(list(argv), known_only=True)
-    missing = [name for name in ("input", "output") if not _FLAGS[name].value]
-    if missing:
-        raise flags.IllegalFlagValueError(f"missing required flag(s): --{', --'.join(missing)}")
-    kwargs = {"input": _FLAGS.input, "output": _FLAGS.output, "split": _FLAGS.split,
-              "allow_missing": _FLAGS.allow_missing}
-    return kwargs, rest[1:]
+    values, beam_args = PROGRAM.parse(argv)
+    kwargs = {name: values[name].value for name in ("input", "output", "split", "allow_missing")}
+    return kwargs, beam_args
 
 
 def pipeline_options(beam_args=None):
@@ -150,54 +147,30 @@ def _counters(result):
     return dict(sorted(totals.items()))
 
 
-def _fs():
-    from apache_beam.io.filesystems import FileSystems
-    return FileSystems
-
-
 def _read_json(path):
-    with _fs().open(path, compression_type="uncompressed") as f:
-        return json.loads(f.read().decode("utf-8"))
+    return json.loads(fs.read_text(path))
 
 
 def _read_lines(pattern):
-    lines = []
-    for meta in _fs().match([pattern])[0].metadata_list:
-        with _fs().open(meta.path, compression_type="uncompressed") as f:
-            lines += [ln for ln in f.read().decode("utf-8").splitlines() if ln.strip()]
-    return lines
-
-
-def _write_text(path, text):
-    tmp = f"{path}.tmp"
-    with _fs().create(tmp) as f:
-        f.write(text.encode("utf-8"))
-    _fs().rename([tmp], [path])
-
-
-def _delete_matching(patterns):
-    fs = _fs()
-    paths = [m.path for p in patterns for m in fs.match([p])[0].metadata_list]
-    if paths:
-        fs.delete(paths)
+    return [ln for path in fs.glob(pattern) for ln in fs.read_text(path).splitlines()
+            if ln.strip()]
 
 
 def _prepare_output(output):
     """Refuse a finished split; clear what an interrupted run of ours left."""
-    fs = _fs()
-    if fs.exists(f"{output}/manifest.json"):
+    if fs.exists(f"{output}/{SPLIT_FILE}"):
         raise layout_lib.SplitError(
-            f"{output} already holds a finished split (manifest.json); choose a new --output")
-    _delete_matching([f"{output}/{s}.tfrecord-*" for s in schema.SETS]
-                     + [f"{output}/classes.txt", f"{output}/rejected.jsonl"])
-    if fs.exists(f"{output}/{WORK}"):
-        fs.delete([f"{output}/{WORK}"])
-    if "://" not in output:
-        os.makedirs(output, exist_ok=True)
+            f"{output} already holds a finished split ({SPLIT_FILE}); choose a new --output")
+    for pattern in [f"{output}/{s}.tfrecord-*" for s in schema.SETS] + [
+            f"{output}/classes.txt", f"{output}/rejected.jsonl"]:
+        for path in fs.glob(pattern):
+            fs.remove(path)
+    fs.rmtree(f"{output}/{WORK}")
+    fs.makedirs(output)
 
 
 def run(*, input, output, split, allow_missing=False, beam_args=None) -> dict:
-    """Build split `split` of `input` into `output`; returns the manifest dict."""
+    """Build split `split` of `input` into `output`; returns the facts dict."""
     spec = names_lib.parse_split_name(split)
     output = output.rstrip("/")
     source = sources.inspect_source(input)
@@ -237,37 +210,36 @@ def run(*, input, output, split, allow_missing=False, beam_args=None) -> dict:
     _complete_empty_shards(output, layout)
     plan_rejected = _read_lines(f"{work}/plan_rejected/part*")
     rejected = sorted(_read_lines(f"{work}/rejected/part*") + plan_rejected)
-    _write_text(f"{output}/classes.txt", "".join(c + "\n" for c in classes))
-    _write_text(f"{output}/rejected.jsonl", "".join(r + "\n" for r in rejected))
-    manifest = _manifest(spec=spec, split=split, source=source, classes=classes, layout=layout,
+    fs.write_text(f"{output}/classes.txt", "".join(c + "\n" for c in classes))
+    fs.write_text(f"{output}/rejected.jsonl", "".join(r + "\n" for r in rejected))
+    facts = _facts(spec=spec, split=split, source=source, classes=classes, layout=layout,
                          stats=stats, rejected=rejected, plan_rejected=plan_rejected,
                          coverage=coverage, list_sha=list_sha,
                          allow_missing=allow_missing,
                          fingerprint=_read_json(f"{work}/fingerprint.json"))
-    _fs().delete([work if "://" not in work else work + "/"])
-    manifest["seconds"] = round(time.time() - started, 1)
-    manifest["beam_counters"] = counters
-    manifest["runner"] = runner_used
-    _write_text(f"{output}/manifest.json", json.dumps(manifest, indent=2, sort_keys=True))
-    return manifest
+    fs.rmtree(work)
+    facts["seconds"] = round(time.time() - started, 1)
+    facts["beam_counters"] = counters
+    facts["runner"] = runner_used
+    fs.write_text(f"{output}/{SPLIT_FILE}", json.dumps(facts, indent=2, sort_keys=True))
+    return facts
 
 
 def _progress(message):
-    print(f"prepare_splits: {message}", file=sys.stderr, flush=True)
+    cli.progress(PROGRAM.name, message)
 
 
 def _complete_empty_shards(output, layout):
     """A shard whose every image was rejected still exists (as an empty file)."""
     from fixmatch.splitting import shards
-    fs = _fs()
     for set_name, info in layout.items():
         for i in range(info["shards"]):
             path = f"{output}/{shards.shard_name(set_name, i, info['shards'])}"
             if not fs.exists(path):
-                fs.create(path).close()
+                fs.write_text(path, "")
 
 
-def _manifest(*, spec, split, source, classes, layout, stats, rejected, plan_rejected,
+def _facts(*, spec, split, source, classes, layout, stats, rejected, plan_rejected,
               coverage, list_sha,
               allow_missing, fingerprint):
     per_class = {s: {classes[int(label)]: n for label, n in sorted(
@@ -307,21 +279,15 @@ def _describe(spec):
 
 
 def main(argv=None):
-    argv = sys.argv if argv is None else argv
-    if any(a in ("-h", "--help", "--helpfull") for a in argv[1:]):
-        print(__doc__ + "\n" + _FLAGS.get_help())
-        return 0
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    try:
-        kwargs, beam_args = parse_args(argv)
-        manifest = run(**kwargs, beam_args=beam_args)
-    except (flags.Error, names_lib.SplitNameError, sources.SourceError,
-            layout_lib.SplitError) as e:
-        print(f"prepare_splits: error: {e}", file=sys.stderr)
-        return 2
-    print(json.dumps({k: manifest[k] for k in ("split", "counts", "shards", "rejected",
-                                                "converted")}, indent=2))
-    return 0
+    def body(values, beam_args):
+        logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+        kwargs = {name: values[name].value for name in ("input", "output", "split",
+                                                         "allow_missing")}
+        split = run(**kwargs, beam_args=beam_args)
+        return {k: split[k] for k in ("split", "counts", "shards", "rejected", "converted")}
+
+    return PROGRAM.main(body, argv, errors=(names_lib.SplitNameError, sources.SourceError,
+                                            layout_lib.SplitError))
 
 
 if __name__ == "__main__":

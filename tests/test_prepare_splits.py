@@ -109,7 +109,7 @@ def test_named_lists_select_exactly_their_files(data, tmp_path, split, key, list
     # through the CLI entry point: unknown flags (--direct_num_workers) go to Beam
     assert prepare_splits.main(["prepare_splits", f"--input={root}", f"--output={out}",
                                 f"--split={split}", "--allow_missing", *ONE_WORKER]) == 0
-    manifest = json.load(open(os.path.join(out, "manifest.json")))
+    manifest = json.load(open(os.path.join(out, "split.json")))
     assert info[key] and {r[schema.FILENAME] for r in read_set(out, "labeled")} == info[key]
     assert manifest["list_sha256"] == split_lists.LISTS[list_file][0]
     assert manifest["split"] == split.replace("imagenet128116", "fixmatch_10pct")
@@ -121,7 +121,7 @@ def test_list_entries_missing_from_input_are_an_error(data, tmp_path):
     with pytest.raises(layout.SplitError,
                        match=r"of 12811 entries .*n0\d+_\d+\.JPEG.*allow_missing"):
         prepare_splits.run(input=data[0], output=out, split="simclr_1pct", beam_args=ONE_WORKER)
-    assert not os.path.exists(os.path.join(out, "manifest.json"))
+    assert not os.path.exists(os.path.join(out, "split.json"))
 
 
 def _tiny_folders(root, extra):

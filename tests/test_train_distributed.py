@@ -158,7 +158,10 @@ def _main(mode, model_dir, out):
     lines = []
     result = loop.train_and_evaluate(strategy=strategy, config=config,
                                      model_fn=recording_model_fn, learning_rate=lr,
-                                     train_dataset_fn=train_fn, eval_dataset_fn=eval_fn,
+                                     train_data=strategy.distribute_datasets_from_function(
+                                         train_fn),
+                                     eval_data=strategy.distribute_datasets_from_function(
+                                         eval_fn),
                                      log=lines.append)
     result["block_losses"] = [float(line.split(" loss ")[1].split()[0])
                               for line in lines if line.startswith("step")]
@@ -198,8 +201,10 @@ def _bn_and_cta_phase(strategy, model_dir, train_fn, eval_fn):
                              steps_per_epoch=4.0, global_batch_size=GLOBAL_BATCH, ema_decay=0.5)
     lr = schedule.EpochSchedule(lambda step: tf.constant(0.1))
     loop.train_and_evaluate(strategy=strategy, config=config, model_fn=model_fn,
-                            learning_rate=lr, train_dataset_fn=with_probes,
-                            eval_dataset_fn=eval_fn, cta=hooks, log=lambda line: None)
+                            learning_rate=lr,
+                            train_data=strategy.distribute_datasets_from_function(with_probes),
+                            eval_data=strategy.distribute_datasets_from_function(eval_fn),
+                            cta=hooks, log=lambda line: None)
 
     def agree(variable):
         local = [np.asarray(v) for v in strategy.experimental_local_results(variable)]

@@ -43,10 +43,12 @@ def run(model_dir, *, total_steps, lines, **kw):
     lr = schedule.EpochSchedule(schedule.create_learning_rate_fn(
         base_lr=0.8, global_batch_size=16, steps_per_epoch=spe, use_warmup=True,
         warmup_epochs=1, decay_rate=0.1, decay_epochs=[8]))
+    strategy = select_strategy(environ={})
     return loop.train_and_evaluate(
-        strategy=select_strategy(environ={}), config=config,
+        strategy=strategy, config=config,
         model_fn=lambda: build_model("resnet_tiny", num_classes=CLASSES, image_size=SIZE),
-        learning_rate=lr, train_dataset_fn=train_fn, eval_dataset_fn=eval_fn,
+        learning_rate=lr, train_data=strategy.distribute_datasets_from_function(train_fn),
+        eval_data=strategy.distribute_datasets_from_function(eval_fn),
         log=lines.append)
 
 

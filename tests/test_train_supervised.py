@@ -1,11 +1,10 @@
 """stages.train_supervised: validation before work, a smoke run, kill + resume.
 
 The split directory is written directly in the data contract of design
-section 3 (schema.make_example shards + classes.txt + manifest.json counts),
+section 3 (schema.make_example shards + classes.txt + split.json counts),
 tiny: 3 classes, 16 px images.
 """
 
-import io
 import json
 import os
 import re
@@ -14,49 +13,15 @@ import subprocess
 import sys
 import time
 
-import numpy as np
 import pytest
-from PIL import Image
 
 from fixmatch import hparams
-from fixmatch.data import schema
+from fixtures.split_dirs import write_split
+from fixmatch.data import split_dir as split_dir_lib
+from fixmatch.train import experiment
 from stages import train_supervised
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-CLASSES = ["red", "green", "blue"]
-
-
-def _jpeg(rng, label, size=20):
-    pixels = rng.integers(0, 60, (size, size, 3)).astype("uint8")
-    pixels[..., label] += 180
-    buf = io.BytesIO()
-    Image.fromarray(pixels).save(buf, format="JPEG", quality=95)
-    return buf.getvalue()
-
-
-def write_split(directory, *, per_class=(8, 4)):
-    import tensorflow as tf
-
-    os.makedirs(directory, exist_ok=True)
-    rng = np.random.default_rng(0)
-    counts = {}
-    for set_name, n in ((schema.LABELED, per_class[0]), (schema.VALIDATION, per_class[1])):
-        path = os.path.join(directory, f"{set_name}.tfrecord-00000-of-00001")
-        with tf.io.TFRecordWriter(path) as writer:
-            for i in range(n * len(CLASSES)):
-                label = i % len(CLASSES)
-                writer.write(schema.make_example(
-                    encoded=_jpeg(rng, label), filename=f"{set_name}_{i}.jpg", label=label,
-                    synset=CLASSES[label], height=20, width=20))
-        counts[set_name] = n * len(CLASSES)
-    counts[schema.UNLABELED] = 0
-    with open(os.path.join(directory, "classes.txt"), "w") as f:
-        f.write("\n".join(CLASSES) + "\n")
-    with open(os.path.join(directory, "manifest.json"), "w") as f:
-        json.dump({"split": "tiny", "counts": counts, "num_classes": len(CLASSES)}, f)
-    return str(directory)
-
-
 @pytest.fixture(scope="module")
 def split_dir(tmp_path_factory):
     return write_split(tmp_path_factory.mktemp("split") / "tiny")
@@ -75,19 +40,19 @@ def test_bad_hparams_fail_before_anything_is_built(tmp_path):
 
 
 def test_bad_split_directories_are_named(tmp_path, split_dir):
-    with pytest.raises(train_supervised.StageError, match="is not a directory"):
+    with pytest.raises(split_dir_lib.SplitDirError, match="is not a directory"):
         train_supervised.run(data=str(tmp_path / "nope"), model_dir=str(tmp_path / "m"),
                              preset="smoke")
     (tmp_path / "half").mkdir()
     (tmp_path / "half" / "classes.txt").write_text("a\nb\n")
-    with pytest.raises(train_supervised.StageError, match="manifest.json"):
+    with pytest.raises(split_dir_lib.SplitDirError, match="split.json"):
         train_supervised.run(data=str(tmp_path / "half"), model_dir=str(tmp_path / "m"),
                              preset="smoke")
-    (tmp_path / "half" / "manifest.json").write_text('{"counts": {"labeled": 4}}')
-    with pytest.raises(train_supervised.StageError, match="counts.validation"):
-        train_supervised.read_split(str(tmp_path / "half"))
-    info = train_supervised.read_split(split_dir)
-    assert info["num_classes"] == 3 and info["num_labeled"] == 24
+    (tmp_path / "half" / "split.json").write_text('{"counts": {"labeled": 4}}')
+    with pytest.raises(split_dir_lib.SplitDirError, match="counts.validation"):
+        split_dir_lib.read_split(str(tmp_path / "half"))
+    info = split_dir_lib.read_split(split_dir)
+    assert info.num_classes == 3 and info.num_labeled == 24
 
 
 def test_cli_reports_bad_flags_clearly(tmp_path):
@@ -117,7 +82,7 @@ def test_smoke_run_with_ctaugment_saves_state_and_refuses_other_hparams(tmp_path
     reader = tf.train.load_checkpoint(result["checkpoint"])
     rates = reader.get_tensor("cta/rates/.ATTRIBUTES/VARIABLE_VALUE")
     assert rates.shape == (19, 15) and rates.min() < 1.0 and rates.max() <= 1.0
-    with pytest.raises(train_supervised.StageError, match="augment.type"):
+    with pytest.raises(experiment.ModelDirError, match="augment.type"):
         train_supervised.run(data=split_dir, model_dir=model_dir, preset="smoke")
 
 

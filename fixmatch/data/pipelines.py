@@ -37,6 +37,7 @@ import tensorflow as tf
 
 from fixmatch.augment import weak
 from fixmatch.data import schema
+from fixmatch.data import split_dir as split_dir_lib
 
 #: Reference values (spec section 3.2).
 SHUFFLE_BUFFER = 1024
@@ -86,16 +87,6 @@ def _input_options(hparams_input, image_size):
     return opts
 
 
-def _shard_files(split_dir, set_name):
-    pattern = schema.shard_glob(split_dir, set_name)
-    files = sorted(tf.io.gfile.glob(pattern))
-    if not files:
-        raise FileNotFoundError(
-            f"no TFRecord shards match {pattern!r}; is {split_dir!r} the output "
-            f"directory of the prepare_splits stage?")
-    return files
-
-
 def _check_callable(name, fn):
     if fn is not None and not callable(fn):
         raise TypeError(f"{name} must be a callable on one uint8 image, got {fn!r}")
@@ -107,7 +98,7 @@ def _check_callable(name, fn):
 
 def _records(split_dir, set_name, *, training, input_context, seed):
     """Serialized Examples: sharded per input pipeline; shuffled+repeated if training."""
-    files = _shard_files(split_dir, set_name)
+    files = split_dir_lib.shard_files(split_dir, set_name)
     pipelines = input_context.num_input_pipelines if input_context else 1
     pipeline_id = input_context.input_pipeline_id if input_context else 0
     shard_records = False

@@ -7,12 +7,20 @@ probs. `model_dir/checkpoint-<step>` files, the newest `keep` kept.
 Under MultiWorkerMirroredStrategy every worker must call save (saving may run
 collective ops), but only the chief's copy is kept: the others write into a
 private temporary directory that is deleted afterwards.
+
+`publish_run` turns a finished model_dir into a self-contained output directory
+(the final checkpoint only, paths relative), local or gs://, for every training
+stage alike.
 """
 
 import os
 import shutil
 
 import tensorflow as tf
+
+from fixmatch import fs, jsonio
+
+CHECKPOINT_NAME = "checkpoint"  # files checkpoint-<step>.*; the state file is `checkpoint`
 
 
 def make_checkpoint(*, model, optimizer, ema_model=None, cta_state=None):
@@ -39,7 +47,7 @@ class CheckpointKeeper:
             model_dir, f".tmp-worker-{worker_id}")
         self._directory = directory
         self._manager = tf.train.CheckpointManager(
-            checkpoint, directory=directory, max_to_keep=keep, checkpoint_name="checkpoint")
+            checkpoint, directory=directory, max_to_keep=keep, checkpoint_name=CHECKPOINT_NAME)
         # Every worker restores from the chief's directory.
         self._latest = tf.train.latest_checkpoint(model_dir)
 
@@ -62,3 +70,35 @@ class CheckpointKeeper:
         else:
             self._latest = path
         return path
+
+
+def publish_run(*, model_dir: str, out_dir: str, metrics: dict) -> dict:
+    """Copies a finished run from model_dir into out_dir; returns the published metrics.
+
+    out_dir receives the run's own files (hparams.json, summaries/, ...), the final checkpoint
+    as out_dir/checkpoint/checkpoint-<step>.* with its CheckpointState (so
+    `tf.train.latest_checkpoint(out_dir + "/checkpoint")` finds it) and metrics.json whose
+    "checkpoint" is relative to out_dir. Older checkpoints and worker scratch stay behind.
+    """
+    prefix = os.path.basename(metrics["checkpoint"])
+    for name in fs.listdir(model_dir):
+        src = fs.join(model_dir, name)
+        if name == CHECKPOINT_NAME or name.startswith(f"{CHECKPOINT_NAME}-") or name.startswith(
+                ".tmp"):
+            continue
+        if fs.isdir(src):
+            fs.copy_tree(src, fs.join(out_dir, name))
+        else:
+            fs.copy_file(src, fs.join(out_dir, name))
+    final = fs.join(out_dir, CHECKPOINT_NAME)
+    fs.makedirs(final)
+    for name in fs.listdir(model_dir):
+        if name.startswith(prefix + "."):
+            fs.copy_file(fs.join(model_dir, name), fs.join(final, name))
+    # CheckpointState text, relative to its directory. (tf.compat.v1.train.update_checkpoint_state
+    # would rewrite a relative path against a URL directory into ../../ nonsense.)
+    fs.write_text(fs.join(final, CHECKPOINT_NAME), f'model_checkpoint_path: "{prefix}"\n'
+                  f'all_model_checkpoint_paths: "{prefix}"\n')
+    published = dict(metrics, checkpoint=f"{CHECKPOINT_NAME}/{prefix}")
+    jsonio.write_json_atomic(fs.join(out_dir, "metrics.json"), published)
+    return published

@@ -8,22 +8,22 @@
                    checkpoint, print a progress line
             -> metrics.json
 
-Everything TF-distributed is built by the caller inside `strategy.scope()`
-through `model_fn` (called twice: online and EMA model) and the dataset
-functions (`fn(input_context) -> tf.data.Dataset` of per-replica batches).
+Everything TF-distributed is built by the caller: the model inside
+`strategy.scope()` through `model_fn` (called twice: online and EMA model),
+the distributed datasets of per-replica batches (`pipelines.distribute`; the
+training one endless, the evaluation one finite) before the call.
 Image batches may be uint8 (the pipelines' default): the compiled steps scale
 them on the device as `config.scale_and_center` says (steps.model_inputs).
 """
 
 import dataclasses
 import functools
-import os
 import time
 
 import keras
 import tensorflow as tf
 
-from fixmatch import jsonio
+from fixmatch import fs, jsonio
 from fixmatch.train import checkpoint as ckpt_lib
 from fixmatch.train import ema as ema_lib
 from fixmatch.train import metrics, steps, summaries
@@ -85,15 +85,18 @@ def create_optimizer(*, learning_rate, momentum: float = 0.9):
 
 
 def train_and_evaluate(*, strategy, config: LoopConfig, model_fn, learning_rate,
-                       train_dataset_fn, eval_dataset_fn,
+                       train_data, eval_data,
                        objective=steps.supervised_objective, cta: CTAHooks = None,
                        log=summaries.print_progress) -> dict:
-    """Trains to `config.total_steps` (resuming from model_dir) and returns final metrics."""
+    """Trains to `config.total_steps` (resuming from model_dir) and returns final metrics.
+
+    `train_data` / `eval_data` are distributed datasets (e.g. from pipelines.distribute).
+    """
     start_time = time.time()
     is_chief, worker_id = worker_role(strategy)
     num_replicas = strategy.num_replicas_in_sync
     if is_chief:
-        os.makedirs(config.model_dir, exist_ok=True)
+        fs.makedirs(config.model_dir)
 
     # 1. State, all inside the strategy scope (optimizer built eagerly: Keras 3
     #    otherwise creates its slots inside the first replica step).
@@ -137,9 +140,8 @@ def train_and_evaluate(*, strategy, config: LoopConfig, model_fn, learning_rate,
         replica_eval_step=functools.partial(steps.eval_step, model=model, ema_model=ema_model,
                                             scale_and_center=config.scale_and_center))
 
-    train_iter = iter(strategy.distribute_datasets_from_function(train_dataset_fn))
-    eval_data = strategy.distribute_datasets_from_function(eval_dataset_fn)
-    writer = summaries.Summaries(log_dir=os.path.join(config.model_dir, "summaries"),
+    train_iter = iter(train_data)
+    writer = summaries.Summaries(log_dir=fs.join(config.model_dir, "summaries"),
                                  enabled=is_chief)
     x_axis = functools.partial(summaries.summary_x, steps_per_epoch=config.steps_per_epoch,
                                with_epoch=config.summaries_with_epoch)
@@ -212,5 +214,5 @@ def train_and_evaluate(*, strategy, config: LoopConfig, model_fn, learning_rate,
         "checkpoint": keeper.latest,
     }
     if is_chief:
-        jsonio.write_json_atomic(os.path.join(config.model_dir, "metrics.json"), result)
+        jsonio.write_json_atomic(fs.join(config.model_dir, "metrics.json"), result)
     return result

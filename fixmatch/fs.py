@@ -1,0 +1,134 @@
+"""The one file-system layer: local paths through `os`, URLs (gs://, TF's ram://) through tf.io.gfile.
+
+Every stage and the cache read and write through these functions, so an output root, a split
+directory or a model_dir can be local or on a bucket without a second code path. TensorFlow is
+imported only for a URL: local work (the Luigi scheduler, the split job's driver) never pays
+for importing it.
+"""
+
+import glob as _glob
+import os
+import posixpath
+import shutil
+
+
+def is_remote(path) -> bool:
+    """True for URLs such as gs://bucket/dir, which need tf.io.gfile instead of os."""
+    return "://" in str(path)
+
+
+def gfile():
+    """tf.io.gfile, imported on first use."""
+    import tensorflow as tf
+    return tf.io.gfile
+
+
+def join(base: str, *parts: str) -> str:
+    return posixpath.join(base, *parts) if is_remote(base) else os.path.join(base, *parts)
+
+
+def normalize(path) -> str:
+    """An absolute local path, or a URL without its trailing slash."""
+    path = str(path)
+    return path.rstrip("/") if is_remote(path) else os.path.abspath(os.path.expanduser(path))
+
+
+def exists(path: str) -> bool:
+    return gfile().exists(path) if is_remote(path) else os.path.exists(path)
+
+
+def isdir(path: str) -> bool:
+    return gfile().isdir(path) if is_remote(path) else os.path.isdir(path)
+
+
+def isfile(path: str) -> bool:
+    if is_remote(path):
+        return gfile().exists(path) and not gfile().isdir(path)
+    return os.path.isfile(path)
+
+
+def makedirs(path: str):
+    if is_remote(path):
+        gfile().makedirs(path)
+    else:
+        os.makedirs(path, exist_ok=True)
+
+
+def listdir(path: str) -> list:
+    """Names in a directory ([] when it does not exist)."""
+    if is_remote(path):
+        return [name.rstrip("/") for name in gfile().listdir(path)] if exists(path) else []
+    return os.listdir(path) if os.path.isdir(path) else []
+
+
+def glob(pattern: str) -> list:
+    """Sorted paths matching a shell pattern."""
+    return sorted(gfile().glob(pattern) if is_remote(pattern) else _glob.glob(pattern))
+
+
+def remove(path: str):
+    if is_remote(path):
+        gfile().remove(path)
+    else:
+        os.remove(path)
+
+
+def rmtree(path: str):
+    """Remove a directory tree if present; never raises for a tree that is already gone."""
+    if is_remote(path):
+        if gfile().exists(path):
+            gfile().rmtree(path)
+    else:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def read_text(path: str) -> str:
+    if is_remote(path):
+        with gfile().GFile(path, "r") as f:
+            return f.read()
+    with open(path, encoding="utf-8") as f:
+        return f.read()
+
+
+def write_text(path: str, text: str):
+    """Write a whole file, atomically: a reader sees the old file or the complete new one.
+
+    Local files go to a temporary name, are fsynced and renamed over the target; a GCS object
+    appears only once fully written, so remote files are written in place.
+    """
+    if is_remote(path):
+        with gfile().GFile(path, "w") as f:
+            f.write(text)
+        return
+    tmp = f"{path}.tmp-{os.getpid()}"
+    try:
+        with open(tmp, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+
+
+def copy_file(src: str, dst: str):
+    if is_remote(src) or is_remote(dst):
+        gfile().copy(src, dst, overwrite=True)
+    else:
+        shutil.copy2(src, dst)
+
+
+def copy_tree(src: str, dst: str):
+    """Copy every file under `src` into `dst` (created; server-side copies on GCS)."""
+    if not (is_remote(src) or is_remote(dst)):
+        shutil.copytree(src, dst, dirs_exist_ok=True)
+        return
+    g = gfile()
+    for dirpath, _, files in g.walk(src):
+        rel = posixpath.relpath(dirpath.rstrip("/"), src.rstrip("/"))
+        target_dir = dst if rel == "." else join(dst, rel)
+        g.makedirs(target_dir)
+        for name in files:
+            g.copy(join(dirpath, name), join(target_dir, name), overwrite=True)

@@ -1,0 +1,145 @@
+"""One training experiment: (program, resolved hparams, split, model_dir) -> a finished run.
+
+The training programs are thin over this: they parse flags and resolve hparams, then call
+`train_and_evaluate`, which builds the strategy, the global batches and schedule, the
+augmentation (and the CTAugment state inside the strategy scope), the distributed datasets,
+the model and the loop configuration, and runs the engine (loop.train_and_evaluate) to the
+end, resuming from model_dir. `check_model_dir` refuses a model_dir that holds another run.
+"""
+
+import dataclasses
+import functools
+import json
+
+from fixmatch import fs
+from fixmatch import hparams as hparams_lib
+from fixmatch.data import split_dir as split_lib
+
+HPARAMS_FILE = "hparams.json"
+
+
+class ModelDirError(ValueError):
+    """A --model_dir that cannot hold this run."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Plan:
+    """The numbers a run is made of, derived once from hparams, split and replica count."""
+
+    replicas: int
+    global_batch: int
+    global_eval_batch: int
+    steps_per_epoch: float
+    total_steps: int
+    images_per_step: int
+
+
+def make_plan(hp: dict, split: split_lib.Split, *, replicas: int) -> Plan:
+    from fixmatch.train import schedule
+    run_hp = hp["run"]
+    global_batch = run_hp["per_worker_batch_size"] * replicas
+    spe = schedule.steps_per_epoch(num_labeled=split.num_labeled, global_batch_size=global_batch)
+    return Plan(replicas=replicas, global_batch=global_batch,
+                global_eval_batch=run_hp["per_worker_eval_batch_size"] * replicas,
+                steps_per_epoch=spe,
+                total_steps=schedule.total_steps(steps_per_epoch=spe,
+                                                 num_epochs=hp["num_epochs"],
+                                                 max_steps=run_hp["max_steps"]),
+                images_per_step=global_batch)
+
+
+def check_model_dir(model_dir: str, hp: dict, *, flag="--model_dir") -> None:
+    """model_dir is new, or holds a run with exactly these hparams (then it resumes)."""
+    if not model_dir:
+        raise ModelDirError(f"{flag} is required (checkpoints, hparams.json, summaries/)")
+    if fs.exists(model_dir) and not fs.isdir(model_dir):
+        raise ModelDirError(f"{flag} {model_dir!r} exists and is not a directory")
+    saved_path = fs.join(model_dir, HPARAMS_FILE)
+    if not fs.exists(saved_path):
+        return
+    saved = dict(hparams_lib.flatten(json.loads(fs.read_text(saved_path))))
+    wanted = dict(hparams_lib.flatten(json.loads(hparams_lib.to_json(hp))))
+    diff = sorted(k for k in saved.keys() | wanted.keys() if saved.get(k) != wanted.get(k))
+    if diff:
+        raise ModelDirError(f"{flag} {model_dir!r} holds a run with different hparams "
+                            f"(differs in {diff}); use a new {flag} to start over")
+
+
+def build_augment(hp: dict, strategy):
+    """(strong, probe, cta_hooks, hparams_input) for the configured `augment.type`.
+
+    The CTAugment state is created in the strategy scope (it is checkpointed and updated on
+    every replica); its policy is host-local and feeds the input pipelines.
+    """
+    aug, hp_input = hp["augment"], dict(hp["input"])
+    kind = aug["type"]
+    if kind in ("noop", "none"):
+        return None, None, None, hp_input
+    if kind == "horizontal_flip":
+        return None, None, None, dict(hp_input, use_default_augment=True)
+    if kind == "randaugment":
+        from fixmatch.augment.randaugment import RandAugment
+        return RandAugment.from_hparams(aug), None, None, hp_input
+    if kind == "cta":
+        from fixmatch.augment.ctaugment import CTAPolicy, CTAState
+        from fixmatch.train import cta_hooks
+        with strategy.scope():
+            state = CTAState.from_hparams(aug)
+        policy = CTAPolicy.from_hparams(aug)
+        hooks = cta_hooks.make_cta_hooks(
+            state=state, policy=policy,
+            use_ema_probe=bool(hp["use_ema"] and aug["use_ema_probe_image"]))
+        return policy.strong, policy.probe, hooks, hp_input
+    raise hparams_lib.HParamsError(f"hparam 'augment.type' {kind!r} is not supported")
+
+
+def train_and_evaluate(*, program: str, hp: dict, split: split_lib.Split, model_dir: str,
+                       tpu=None, strategy=None, log=None) -> dict:
+    """Trains (or resumes) `program` on `split` into model_dir; returns the final metrics.
+
+    `hp` must be resolved and validated (hparams.resolve); `strategy` overrides the one
+    chosen from the environment (tests pass a MirroredStrategy over logical CPUs).
+    """
+    if program != "supervised":
+        raise ValueError(f"program {program!r} has no experiment yet; known: ['supervised']")
+    from fixmatch.data import pipelines
+    from fixmatch.models import build_model
+    from fixmatch.train import loop, schedule, summaries
+    from fixmatch.train.strategy import select_strategy, worker_role
+
+    strategy = strategy or select_strategy(tpu=tpu or None)
+    plan = make_plan(hp, split, replicas=strategy.num_replicas_in_sync)
+    image_size = hp["input"]["image_size"]
+    strong, probe, cta, hp_input = build_augment(hp, strategy)
+    train_data = pipelines.distribute(strategy, functools.partial(
+        pipelines.labeled_dataset, split.path, image_size=image_size, training=True,
+        strong=strong, probe=probe, hparams_input=hp_input), global_batch_size=plan.global_batch)
+    eval_data = pipelines.distribute(strategy, functools.partial(
+        pipelines.eval_dataset, split.path, image_size=image_size, hparams_input=hp["input"]),
+        global_batch_size=plan.global_eval_batch)
+    model_fn = functools.partial(
+        build_model, hp["model"]["name"], num_classes=split.num_classes, image_size=image_size,
+        weight_decay=hp["weight_decay"],
+        dtype_policy="mixed_bfloat16" if hp["bfloat16"] else "float32")
+    run_hp = hp["run"]
+    config = loop.LoopConfig(
+        model_dir=model_dir, total_steps=plan.total_steps, steps_per_run=run_hp["steps_per_run"],
+        steps_per_epoch=plan.steps_per_epoch, global_batch_size=plan.global_batch,
+        use_ema=hp["use_ema"], ema_decay=hp["ema_decay"], use_xla=run_hp["use_xla"],
+        keep_checkpoints=run_hp["keep_checkpoints"], images_per_step=plan.images_per_step,
+        # The pipelines emit uint8 (unless saturate_uint8 is off); the step scales on device.
+        scale_and_center=hp["input"]["scale_and_center"])
+    if worker_role(strategy)[0]:
+        fs.makedirs(model_dir)
+        hparams_lib.save(hp, fs.join(model_dir, HPARAMS_FILE))
+    log = log or summaries.print_progress
+    log(f"train_{program}: {hp['model']['name']} on {split.path} ({split.num_labeled} labeled, "
+        f"{split.num_classes} classes), {plan.replicas} replica(s) of "
+        f"{type(strategy).__name__}, global batch {plan.global_batch}, "
+        f"{plan.steps_per_epoch:.2f} steps/epoch, {plan.total_steps} steps, "
+        f"augment {hp['augment']['type']}")
+    return loop.train_and_evaluate(
+        strategy=strategy, config=config, model_fn=model_fn,
+        learning_rate=schedule.schedule_from_hparams(hp, global_batch_size=plan.global_batch,
+                                                     steps_per_epoch=plan.steps_per_epoch),
+        train_data=train_data, eval_data=eval_data, cta=cta, log=log)

@@ -1,0 +1,77 @@
+"""The one command-line pattern of every stage program.
+
+Each program declares its absl flags on its own `Program` (a private FlagValues, because all
+stages are importable in one process: the Luigi pipeline imports them side by side) and ends
+with `sys.exit(PROGRAM.main(body))`. `main` parses, calls `body(flags, args)`, prints the
+JSON result on stdout and returns 0; bad input (a flag error, a StageError or one of the
+library errors the program names) becomes one line `<program>: error: ...` on stderr and
+exit code 2, before any work where the checks allow.
+"""
+
+import json
+import sys
+
+from absl import flags
+
+
+class StageError(ValueError):
+    """Bad input to a stage (a path, a directory holding something else, a flag combination)."""
+
+
+class Program:
+    """A stage's flags and its main().
+
+    `unknown_flags=True` hands flags this program does not define to the body (Beam pipeline
+    options); `positional=True` accepts positional arguments (file names). Otherwise either is
+    an error.
+    """
+
+    def __init__(self, name: str, doc: str, *, required=(), unknown_flags=False,
+                 positional=False):
+        self.name = name
+        self.doc = doc
+        self.flags = flags.FlagValues()
+        self.required = tuple(required)
+        self.unknown_flags = unknown_flags
+        self.positional = positional
+
+    def parse(self, argv):
+        """argv (with the program name first) -> (flag values, remaining arguments)."""
+        self.flags.unparse_flags()  # back to defaults: main() may run more than once
+        rest = self.flags(list(argv), known_only=self.unknown_flags)[1:]
+        missing = [name for name in self.required if self.flags[name].value in (None, "")]
+        if missing:
+            raise flags.IllegalFlagValueError(
+                f"missing required flag(s): --{', --'.join(missing)} (see --help)")
+        if not (self.positional or self.unknown_flags):  # a Beam option's value may stand alone
+            stray = [a for a in rest if not a.startswith("-")]
+            if stray:
+                raise flags.IllegalFlagValueError(f"unexpected arguments: {' '.join(stray)}")
+        return self.flags, rest
+
+    def help_text(self) -> str:
+        return f"{self.doc.strip()}\n\nflags:\n{self.flags.get_help()}"
+
+    def error(self, message) -> int:
+        print(f"{self.name}: error: {message}", file=sys.stderr, flush=True)
+        return 2
+
+    def main(self, body, argv=None, *, errors=()) -> int:
+        """Runs `body(flags, rest) -> JSON-able result or None`; returns the exit code."""
+        argv = sys.argv if argv is None else argv
+        if any(a in ("-h", "--help", "--helpfull", "-?") for a in argv[1:]):
+            print(self.help_text())
+            return 0
+        try:
+            values, rest = self.parse(argv)
+            result = body(values, rest)
+        except (flags.Error, StageError, *errors) as e:
+            return self.error(e)
+        if result is not None:
+            print(json.dumps(result, indent=2, sort_keys=True))
+        return 0
+
+
+def progress(program: str, message: str) -> None:
+    """One progress line of a stage on stderr (stdout carries only the JSON result)."""
+    print(f"{program}: {message}", file=sys.stderr, flush=True)
