@@ -24,6 +24,9 @@ setup(
         "absl-py>=2.0",
         "pillow>=10.0",
         "numpy>=1.26",
+        # TensorFlow 2.21 no longer installs TensorBoard: `tensorboard --logdir runs` and its
+        # event loader (tests) need it.
+        "tensorboard>=2.20",
     ],
     extras_require={
         "test": ["pytest>=8", "build>=1.0"],

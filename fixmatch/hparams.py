@@ -75,6 +75,8 @@ PROJECT_HPARAMS = {
         "max_steps": None,  # optional cap on total_steps (smoke runs, quick experiments)
         "use_xla": False,
         "keep_checkpoints": 3,
+        "seed": None,  # int: seeds model initialisation, every augmentation and shuffle
+        "deterministic": False,  # true (needs seed): identical runs on CPU, slower
     },
 }
 
@@ -114,7 +116,8 @@ PRESETS = {
                                   "num_epochs": 80, "run": _DEMO["run"] | {"steps_per_run": 50},
                                   "learning_rate": {"base_lr": 0.4, "warmup_epochs": 5,
                                                     "decay_epochs": 60}}},
-    "smoke": {"supervised": _SMOKE, "fixmatch": _SMOKE | {"uratio": 2}},
+    "smoke": {"supervised": _SMOKE,
+              "fixmatch": _SMOKE | {"uratio": 2, "augment": {"type": "randaugment"}}},
 }
 
 
@@ -195,7 +198,20 @@ _RULES = {
     "run.max_steps": ("int?", _at_least(1)),
     "run.use_xla": ("bool", None),
     "run.keep_checkpoints": ("int", _at_least(1)),
+    "run.seed": ("int?", _between(0, 2**31 - 1)),
+    "run.deterministic": ("bool", None),
 }
+
+#: Constraints between keys, per program: (program or None for both, check(hp) -> problem).
+_PROGRAM_RULES = (
+    ("fixmatch", lambda hp: None if hp["augment"]["type"] in ("randaugment", "cta") else (
+        f"hparam 'augment.type' is {hp['augment']['type']!r}, but FixMatch needs a strong "
+        "augmentation for its unlabeled images: set it to 'randaugment' (the reference's "
+        "ImageNet recipe) or 'cta', e.g. --hparams '\"augment\": {\"type\": \"randaugment\"}'")),
+    (None, lambda hp: None if not hp["run"]["deterministic"] or hp["run"]["seed"] is not None
+     else "hparam 'run.deterministic' is true but 'run.seed' is null: a deterministic run "
+          "needs a seed, e.g. --hparams '\"run\": {\"seed\": 0, \"deterministic\": true}'"),
+)
 
 
 def _type_error(kind, value):
@@ -302,6 +318,18 @@ def validate(hp: dict) -> dict:
             problem = check(value)
         if problem:
             raise HParamsError(f"hparam {dotted!r} {problem} (got {value!r})")
+    return hp
+
+
+def check_program(program: str, hp: dict) -> dict:
+    """The constraints between keys that a training run of `program` needs (_PROGRAM_RULES).
+
+    Separate from `validate` because the reference's own defaults (augment.type noop) are a
+    valid configuration that FixMatch cannot train with."""
+    for only, check in _PROGRAM_RULES:
+        problem = check(hp) if only in (None, program) else None
+        if problem:
+            raise HParamsError(problem)
     return hp
 
 

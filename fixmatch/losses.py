@@ -48,11 +48,16 @@ def pseudo_label_loss(*, logits_weak, logits_strong, confidence):
     The mean runs over ALL unlabeled samples (masked ones count as 0), as in the
     reference. Returns (L_u, mask) with mask in {0, 1} per sample.
     """
-    probs = tf.stop_gradient(tf.nn.softmax(tf.cast(logits_weak, tf.float32)))
-    pseudo_labels = tf.argmax(probs, axis=-1)
-    mask = tf.cast(tf.reduce_max(probs, axis=-1) >= confidence, tf.float32)
-    loss_u = tf.reduce_mean(mask * cross_entropy(pseudo_labels, logits_strong))
+    labels, mask = pseudo_labels(logits_weak=logits_weak, confidence=confidence)
+    loss_u = tf.reduce_mean(mask * cross_entropy(labels, logits_strong))
     return loss_u, mask
+
+
+def pseudo_labels(*, logits_weak, confidence):
+    """(argmax of the weak view's softmax, 1 where its max >= confidence else 0), no gradient."""
+    probs = tf.stop_gradient(tf.nn.softmax(tf.cast(logits_weak, tf.float32)))
+    mask = tf.cast(tf.reduce_max(probs, axis=-1) >= confidence, tf.float32)
+    return tf.argmax(probs, axis=-1), mask
 
 
 def fixmatch_loss(*, labels, logits_labeled, logits_weak, logits_strong, confidence, wu,

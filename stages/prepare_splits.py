@@ -1,8 +1,8 @@
 """Build a split directory (labeled / unlabeled / validation TFRecords) with Beam.
 
     python -m stages.prepare_splits --input DATA --output OUT --split frac10.seed1
-    python -m stages.prepare_splits --input gs://b/imagenet --output gs://b/splits/s1 \
-        --split fixmatch_10pct.1 --runner=DataflowRunner --project=P --region=R \
+    python -m stages.prepare_splits --input gs://b/imagenet --output gs://b/splits/s1 \\
+        --split fixmatch_10pct.1 --runner=DataflowRunner --project=P --region=R \\
         --temp_location=gs://b/tmp --setup_file=./setup.py
 
 Flags this module does not know are Beam pipeline options. Two Beam passes:

@@ -1,7 +1,7 @@
 """Supervised baseline: train a ResNet on the labeled set of a split.
 
-    python -m stages.train_supervised --data runs/prepare_splits/<fp> \
-        --model_dir /tmp/sup --preset demo \
+    python -m stages.train_supervised --data runs/prepare_splits/<fp> \\
+        --model_dir /tmp/sup --preset demo \\
         --hparams '"augment": {"type": "randaugment"}'
 
 Flags: see stages/training.py (the reference's names plus --data and --preset). The resolved

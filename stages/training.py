@@ -10,10 +10,12 @@ from absl import flags
 
 from fixmatch import hparams as hparams_lib
 from fixmatch.data import split_dir
+from fixmatch.splitting import names
 from fixmatch.train import experiment
 
 #: Bad input a training program reports as `<program>: error: ...` (exit code 2).
-ERRORS = (hparams_lib.HParamsError, split_dir.SplitDirError, experiment.ModelDirError)
+ERRORS = (hparams_lib.HParamsError, split_dir.SplitDirError, experiment.ModelDirError,
+          names.SplitNameError)
 
 RUN_FLAGS = ("steps_per_run", "per_worker_batch_size", "per_worker_eval_batch_size")
 
@@ -55,14 +57,28 @@ def resolve_hparams(program: str, *, preset, hparams=None, **run_flags) -> dict:
             raise TypeError(f"unknown run flag {key!r}; known: {list(RUN_FLAGS)}")
         if value is not None:
             hp["run"][key] = value
-    return hparams_lib.validate(hp)
+    return hparams_lib.check_program(program, hparams_lib.validate(hp))
+
+
+def read_split(program: str, data, *, dataset=None) -> split_dir.Split:
+    """The split in --data, with every set `program` reads; `dataset` (a split name, e.g. the
+    reference's imagenet128116.K) must name the split it holds."""
+    split = split_dir.read_split(data, sets=experiment.SETS[program])
+    if dataset:
+        wanted = names.parse_split_name(dataset).name
+        if split.name != wanted:
+            raise split_dir.SplitDirError(
+                f"--dataset {dataset} asks for split {wanted!r}, but --data {split.path!r} "
+                f"holds split {split.name!r}; pass the prepare_splits output of {wanted!r} "
+                "(or drop --dataset)")
+    return split
 
 
 def run(program: str, *, data, model_dir, preset="imagenet", hparams=None, tpu=None,
-        publish_dir=None, log=None, **run_flags) -> dict:
+        dataset=None, publish_dir=None, log=None, **run_flags) -> dict:
     """Validates, trains (or resumes) and, with publish_dir, publishes; returns the metrics."""
     hp = resolve_hparams(program, preset=preset, hparams=hparams, **run_flags)
-    split = split_dir.read_split(data)
+    split = read_split(program, data, dataset=dataset)
     experiment.check_model_dir(model_dir, hp)
     metrics = experiment.train_and_evaluate(program=program, hp=hp, split=split,
                                             model_dir=model_dir, tpu=tpu, log=log)

@@ -119,3 +119,13 @@ def test_call_inside_tf_data():
 def test_zero_layers_is_the_identity():
   image = _image(6)
   np.testing.assert_array_equal(RandAugment(num_layers=0)(image).numpy(), image.numpy())
+
+
+def test_posterize_keeps_at_least_one_bit_at_the_lowest_levels():
+  # Level 0..0.2 give int(4 * level) = 0 bits; RandAugment's table clamps to 1 bit (the
+  # reference's effective behaviour), so the strong view is never black.
+  rng = np.random.default_rng(3)
+  image = tf.constant(rng.integers(0, 256, (8, 8, 3)).astype("uint8"))
+  for level in (0.0, 0.1, 0.2):
+    out = registry.randaugment_op("Posterize")(image, tf.constant(level))
+    np.testing.assert_array_equal(out.numpy(), image.numpy() & 0x80)

@@ -44,3 +44,23 @@ def test_bad_hparams_fail_when_the_task_is_fingerprinted(tmp_path):
     from fixmatch.hparams import HParamsError
     with pytest.raises(HParamsError, match="augment.typo"):
         task(tmp_path, hparams='"augment": {"typo": 1}').fingerprint
+
+
+def test_train_fixmatch_task_shares_the_split_and_publishes_its_diagnostics(tmp_path):
+    sup = task(tmp_path)
+    fm = train_tasks.TrainFixMatch(root=str(tmp_path), demo=DEMO, split="frac50.seed1",
+                                   preset="smoke")
+    # Independent trainings of one split: `--workers 2` runs them side by side.
+    assert fm.requires().fingerprint == sup.requires().fingerprint
+    assert fm.fingerprint != sup.fingerprint and fm.stage_name == "train_fixmatch"
+    assert luigi.build([fm], local_scheduler=True, log_level="WARNING")
+    result = fm.manifest()["result"]
+    assert result["steps"] >= 1 and 0.0 <= result["mask_rate"] <= 1.0
+    metrics = json.load(open(os.path.join(fm.output().path, "metrics.json")))
+    assert metrics["checkpoint"] == f"checkpoint/checkpoint-{result['steps']}"
+    hp = json.load(open(os.path.join(fm.output().path, "hparams.json")))
+    assert hp["uratio"] == 2 and hp["augment"]["type"] == "randaugment"
+    from fixmatch.hparams import HParamsError
+    with pytest.raises(HParamsError, match="FixMatch needs a strong augmentation"):
+        train_tasks.TrainFixMatch(root=str(tmp_path), demo=DEMO, preset="smoke",
+                                  hparams='"augment": {"type": "noop"}').fingerprint

@@ -79,6 +79,18 @@ def _int_of(scale, offset=0):
   return lambda level: (offset + tf.cast(scale * level, tf.int32),)
 
 
+def _posterize_bits(scale):
+  """RandAugment's `int(scale * level)` bits, but at least 1.
+
+  The spec's formula gives 0 bits (a black image, as Pillow does) for the three lowest of the
+  eleven levels. The reference computed the shift `8 - bits` on uint8 and TensorFlow clamps a
+  shift of 8 to 7, so its RandAugment really gave 1-bit images there, and its published
+  accuracy was trained without black strong views: this table follows that effective
+  behaviour. The Posterize primitive itself keeps the exact formula (0 bits = black).
+  """
+  return lambda level: (tf.maximum(1, tf.cast(scale * level, tf.int32)),)
+
+
 def _symmetric(scale):
   """CTAugment's `(2 level - 1) * scale`, evaluated as `level * 2 scale - scale`.
 
@@ -108,7 +120,7 @@ RANDAUGMENT_OPS = (
     ("Equalize", _no_args),
     ("Invert", _no_args),
     ("Rotate", _random_sign(30.0)),
-    ("Posterize", _int_of(4.0)),
+    ("Posterize", _posterize_bits(4.0)),
     ("Solarize", _int_of(256.0)),
     ("Color", _scaled(1.8, 0.1)),
     ("Contrast", _scaled(1.8, 0.1)),

@@ -64,10 +64,12 @@ def random_crop_window(image_shape, *, seed=None):
                   max_attempts=MAX_ATTEMPTS,
                   use_image_if_no_bounding_boxes=True)
     if seed is None:
-        begin, size, _ = tf.image.sample_distorted_bounding_box(image_shape, **kwargs)
-    else:
-        begin, size, _ = tf.image.stateless_sample_distorted_bounding_box(
-            image_shape, seed=seed, **kwargs)
+        # A seed drawn by a stateful op, then the stateless sampler: random as before, but
+        # governed by the global seed (run.seed) and allowed under op determinism, where the
+        # stateful sampler demands a fixed non-zero op seed (one sequence for every run).
+        seed = tf.random.uniform([2], maxval=2**31 - 1, dtype=tf.int32)
+    begin, size, _ = tf.image.stateless_sample_distorted_bounding_box(
+        image_shape, seed=seed, **kwargs)
     sampled = tf.stack([begin[0], begin[1], size[0], size[1]])
     # ``size`` is [h, w, -1]: compare height and width only.
     fell_back = tf.reduce_all(tf.equal(size[:2], image_shape[:2]))

@@ -257,12 +257,14 @@ def labeled_dataset(split_dir, *, image_size, batch_size, training=True, strong=
 
 
 def unlabeled_dataset(split_dir, *, image_size, batch_size, strong, hparams_input=None,
-                      input_context=None, seed=None, image_dtype=None):
+                      input_context=None, seed=None, image_dtype=None, with_labels=False):
     """Unlabeled stream of dicts ``{"unsup_image", "unsup_aug_image"}``, each [B,S,S,3].
 
     Every record is decoded once; ``unsup_image`` is its weak view and
     ``unsup_aug_image`` is ``strong(weak view)``, so both share crop and flip
-    (spec section 4.1). The label is discarded. Always a training stream.
+    (spec section 4.1). Always a training stream. The label is discarded, unless
+    ``with_labels``: then ``unsup_label`` carries it, for diagnostics only (the
+    pseudo-label accuracy; training never reads it).
     """
     _positive_int("image_size", image_size)
     _positive_int("batch_size", batch_size)
@@ -275,9 +277,12 @@ def unlabeled_dataset(split_dir, *, image_size, batch_size, strong, hparams_inpu
 
     @_graph_function
     def preprocess(serialized):
-        encoded, _ = _parse(serialized)
+        encoded, label = _parse(serialized)
         image = _weak(encoded, image_size, opts)
-        return {"unsup_image": image, "unsup_aug_image": strong(image)}
+        out = {"unsup_image": image, "unsup_aug_image": strong(image)}
+        if with_labels:
+            out["unsup_label"] = label
+        return out
 
     ds = _records(split_dir, schema.UNLABELED, training=True,
                   input_context=input_context, seed=seed)
@@ -316,11 +321,12 @@ def eval_dataset(split_dir, *, image_size, batch_size, input_context=None,
 
 def fixmatch_dataset(split_dir, *, image_size, batch_size, uratio, strong, probe=None,
                      hparams_input=None, input_context=None, seed=None,
-                     image_dtype=None):
+                     image_dtype=None, with_labels=False):
     """Zip of labeled (B weak, optional probes) and unlabeled (uratio*B pairs) streams.
 
     One dict per step with ``image, label, unsup_image, unsup_aug_image`` (and
-    the probe keys when ``probe`` is given): the per-step keys of spec 3.2.
+    the probe keys when ``probe`` is given): the per-step keys of spec 3.2;
+    ``with_labels`` adds ``unsup_label`` (see ``unlabeled_dataset``).
     """
     _positive_int("uratio", uratio)
     _positive_int("batch_size", batch_size)
@@ -328,7 +334,7 @@ def fixmatch_dataset(split_dir, *, image_size, batch_size, uratio, strong, probe
                   input_context=input_context, seed=seed, image_dtype=image_dtype)
     labeled = labeled_dataset(split_dir, batch_size=batch_size, probe=probe, **common)
     unlabeled = unlabeled_dataset(split_dir, batch_size=batch_size * uratio,
-                                  strong=strong, **common)
+                                  strong=strong, with_labels=with_labels, **common)
     return tf.data.Dataset.zip((labeled, unlabeled)).map(
         lambda lab, unl: {**lab, **unl}).prefetch(_AUTOTUNE)
 

@@ -13,6 +13,7 @@ import json
 
 from fixmatch import fs
 from fixmatch import hparams as hparams_lib
+from fixmatch.data import schema
 from fixmatch.data import split_dir as split_lib
 
 HPARAMS_FILE = "hparams.json"
@@ -34,18 +35,37 @@ class Plan:
     images_per_step: int
 
 
-def make_plan(hp: dict, split: split_lib.Split, *, replicas: int) -> Plan:
+#: The record sets each program reads.
+SETS = {"supervised": (schema.LABELED, schema.VALIDATION), "fixmatch": schema.SETS}
+
+
+def make_plan(program: str, hp: dict, split: split_lib.Split, *, replicas: int) -> Plan:
     from fixmatch.train import schedule
     run_hp = hp["run"]
     global_batch = run_hp["per_worker_batch_size"] * replicas
     spe = schedule.steps_per_epoch(num_labeled=split.num_labeled, global_batch_size=global_batch)
+    # FixMatch's forward pass sees B labeled + uratio*B weak + uratio*B strong images.
+    views = 1 + 2 * hp["uratio"] if program == "fixmatch" else 1
     return Plan(replicas=replicas, global_batch=global_batch,
                 global_eval_batch=run_hp["per_worker_eval_batch_size"] * replicas,
                 steps_per_epoch=spe,
                 total_steps=schedule.total_steps(steps_per_epoch=spe,
                                                  num_epochs=hp["num_epochs"],
                                                  max_steps=run_hp["max_steps"]),
-                images_per_step=global_batch)
+                images_per_step=global_batch * views)
+
+
+def seed_everything(run_hp: dict) -> None:
+    """`run.seed` seeds Python, NumPy, TensorFlow and Keras (model initialisation, every random
+    op of the augmentations, every shuffle); `run.deterministic` also makes the ops and tf.data
+    deterministic (process-wide: TensorFlow cannot turn it off again)."""
+    if run_hp["seed"] is None:
+        return
+    import keras
+    import tensorflow as tf
+    keras.utils.set_random_seed(run_hp["seed"])
+    if run_hp["deterministic"]:
+        tf.config.experimental.enable_op_determinism()
 
 
 def check_model_dir(model_dir: str, hp: dict, *, flag="--model_dir") -> None:
@@ -100,20 +120,30 @@ def train_and_evaluate(*, program: str, hp: dict, split: split_lib.Split, model_
     `hp` must be resolved and validated (hparams.resolve); `strategy` overrides the one
     chosen from the environment (tests pass a MirroredStrategy over logical CPUs).
     """
-    if program != "supervised":
-        raise ValueError(f"program {program!r} has no experiment yet; known: ['supervised']")
+    if program not in SETS:
+        raise ValueError(f"unknown program {program!r}; known: {sorted(SETS)}")
     from fixmatch.data import pipelines
     from fixmatch.models import build_model
-    from fixmatch.train import loop, schedule, summaries
+    from fixmatch.train import loop, schedule, steps, summaries
     from fixmatch.train.strategy import select_strategy, worker_role
 
+    seed_everything(hp["run"])
     strategy = strategy or select_strategy(tpu=tpu or None)
-    plan = make_plan(hp, split, replicas=strategy.num_replicas_in_sync)
+    plan = make_plan(program, hp, split, replicas=strategy.num_replicas_in_sync)
     image_size = hp["input"]["image_size"]
     strong, probe, cta, hp_input = build_augment(hp, strategy)
-    train_data = pipelines.distribute(strategy, functools.partial(
-        pipelines.labeled_dataset, split.path, image_size=image_size, training=True,
-        strong=strong, probe=probe, hparams_input=hp_input), global_batch_size=plan.global_batch)
+    common = dict(image_size=image_size, probe=probe, hparams_input=hp_input,
+                  seed=hp["run"]["seed"])
+    if program == "fixmatch":
+        # Labeled images stay weak; the strong view is for the unlabeled ones (spec 4.3/4.4).
+        train_fn = functools.partial(pipelines.fixmatch_dataset, split.path, uratio=hp["uratio"],
+                                     strong=strong, with_labels=True, **common)
+        objective = steps.make_fixmatch_objective(**hp["fixmatch"])
+    else:
+        train_fn = functools.partial(pipelines.labeled_dataset, split.path, training=True,
+                                     strong=strong, **common)
+        objective = steps.supervised_objective
+    train_data = pipelines.distribute(strategy, train_fn, global_batch_size=plan.global_batch)
     eval_data = pipelines.distribute(strategy, functools.partial(
         pipelines.eval_dataset, split.path, image_size=image_size, hparams_input=hp["input"]),
         global_batch_size=plan.global_eval_batch)
@@ -137,9 +167,11 @@ def train_and_evaluate(*, program: str, hp: dict, split: split_lib.Split, model_
         f"{split.num_classes} classes), {plan.replicas} replica(s) of "
         f"{type(strategy).__name__}, global batch {plan.global_batch}, "
         f"{plan.steps_per_epoch:.2f} steps/epoch, {plan.total_steps} steps, "
-        f"augment {hp['augment']['type']}")
+        f"augment {hp['augment']['type']}"
+        + (f", uratio {hp['uratio']}" if program == "fixmatch" else "")
+        + (f", seed {hp['run']['seed']}" if hp["run"]["seed"] is not None else ""))
     return loop.train_and_evaluate(
         strategy=strategy, config=config, model_fn=model_fn,
         learning_rate=schedule.schedule_from_hparams(hp, global_batch_size=plan.global_batch,
                                                      steps_per_epoch=plan.steps_per_epoch),
-        train_data=train_data, eval_data=eval_data, cta=cta, log=log)
+        train_data=train_data, eval_data=eval_data, objective=objective, cta=cta, log=log)

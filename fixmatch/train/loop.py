@@ -18,6 +18,7 @@ them on the device as `config.scale_and_center` says (steps.model_inputs).
 
 import dataclasses
 import functools
+import math
 import time
 
 import keras
@@ -149,7 +150,7 @@ def train_and_evaluate(*, strategy, config: LoopConfig, model_fn, learning_rate,
     images_per_step = config.images_per_step or config.global_batch_size
 
     # 3. The outer loop.
-    test = None
+    test = train = None
     train_seconds, trained_steps = 0.0, 0
     steady_seconds, steady_steps = 0.0, 0  # blocks after this process's first (no tracing)
     while step < config.total_steps:
@@ -168,7 +169,9 @@ def train_and_evaluate(*, strategy, config: LoopConfig, model_fn, learning_rate,
         images_per_sec = num_steps * images_per_step / seconds
         epoch = step / config.steps_per_epoch
         x = x_axis(step)
-        scalars = {"train/loss": train["loss"], "train/accuracy": train["accuracy"],
+        # The reference's names: FixMatch logs train/total_loss, the supervised program train/loss.
+        loss_name = "train/total_loss" if "xeu" in train else "train/loss"
+        scalars = {loss_name: train["loss"], "train/accuracy": train["accuracy"],
                    "train/learning_rate": float(learning_rate(step - 1)),
                    "train/steps_per_second": num_steps / seconds,
                    "train/cur_epoch": epoch, "images/s": images_per_sec}
@@ -177,8 +180,10 @@ def train_and_evaluate(*, strategy, config: LoopConfig, model_fn, learning_rate,
                 scalars[f"loss/{key}"] = value
             elif key.startswith("cta_"):
                 scalars[f"cta/{key[4:]}"] = value
-            elif key not in ("loss", "accuracy", "steps"):
-                scalars[f"train/{key}"] = value  # e.g. train/mask (FixMatch mask rate)
+            elif key == "mask":
+                scalars["train/mask_rate"] = value  # FixMatch: share of pseudo-labels kept
+            elif key not in ("loss", "accuracy", "steps") and math.isfinite(value):
+                scalars[f"train/{key}"] = value  # e.g. train/pseudo_label_accuracy
         writer.scalars(x, scalars)
 
         test = metrics.finalize_eval({k: v.numpy() for k, v in evaluate(eval_data).items()})
@@ -188,7 +193,8 @@ def train_and_evaluate(*, strategy, config: LoopConfig, model_fn, learning_rate,
         log(summaries.progress_line(
             step=step, total_steps=config.total_steps, epoch=epoch, loss=train["loss"],
             images_per_sec=images_per_sec, eta_seconds=eta,
-            top1=test["ema_accuracy"] if config.use_ema else test["accuracy"]))
+            top1=test["ema_accuracy"] if config.use_ema else test["accuracy"],
+            mask_rate=train.get("mask"), pseudo_accuracy=train.get("pseudo_label_accuracy")))
 
     if test is None:  # restarted after completion: report the restored weights
         test = metrics.finalize_eval({k: v.numpy() for k, v in evaluate(eval_data).items()})
@@ -213,6 +219,10 @@ def train_and_evaluate(*, strategy, config: LoopConfig, model_fn, learning_rate,
         "num_replicas": num_replicas,
         "checkpoint": keeper.latest,
     }
+    if train is not None and "mask" in train:  # FixMatch diagnostics of the last block
+        result["mask_rate"] = train["mask"]
+        result["pseudo_label_accuracy"] = (train["pseudo_label_accuracy"] if math.isfinite(
+            train["pseudo_label_accuracy"]) else None)
     if is_chief:
         jsonio.write_json_atomic(fs.join(config.model_dir, "metrics.json"), result)
     return result

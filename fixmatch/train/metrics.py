@@ -46,6 +46,8 @@ def finalize_train(sums: dict, *, num_steps) -> dict:
     for key, value in sums.items():
         if key.endswith("_sum") and key != "loss_sum":
             out[key[:-len("_sum")]] = safe_ratio(value, sums["count"])
+    if "pseudo_masked" in sums:  # FixMatch: accuracy of the pseudo-labels that passed
+        out["pseudo_label_accuracy"] = safe_ratio(sums["pseudo_correct"], sums["pseudo_masked"])
     out["steps"] = int(num_steps)
     return out
 

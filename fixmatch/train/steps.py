@@ -77,11 +77,26 @@ def make_fixmatch_objective(*, wu, confidence):
         sums = {"loss_sum": total * n, "count": n,
                 "correct": metrics.topk_correct(batch["label"], z_l, 1)}
         sums.update({f"{k}_sum": v * n for k, v in parts.items()})
+        # True labels of the unlabeled images, when the stream carries them (diagnostics only).
+        unsup_label = batch.get("unsup_label")
+        if unsup_label is None:
+            unsup_label = -tf.ones([num_unlabeled], tf.int64)
+        sums.update(pseudo_label_sums(z_w, unsup_label, confidence=confidence))
         return total, sums
 
     fixmatch_objective.sum_keys = ("loss_sum", "xe_sum", "xeu_sum", "wd_sum", "mask_sum",
-                                   "count", "correct")
+                                   "count", "correct", "pseudo_correct", "pseudo_masked")
     return fixmatch_objective
+
+
+def pseudo_label_sums(logits_weak, true_labels, *, confidence):
+    """How good the pseudo-labels that passed the threshold are (a diagnostic only): the
+    number that passed and the number of those equal to the true label. Negative labels mean
+    "unknown" and are left out of both."""
+    pseudo, mask = losses.pseudo_labels(logits_weak=logits_weak, confidence=confidence)
+    known = tf.cast(true_labels >= 0, tf.float32) * mask
+    hit = tf.cast(tf.equal(pseudo, tf.cast(true_labels, pseudo.dtype)), tf.float32)
+    return {"pseudo_masked": tf.reduce_sum(known), "pseudo_correct": tf.reduce_sum(known * hit)}
 
 
 def compute_gradients(batch, *, model, objective, num_replicas):

@@ -1,0 +1,131 @@
+"""stages.train_fixmatch and the FixMatch experiment: validation, smoke runs, diagnostics, seeds.
+
+Tiny split of tests/fixtures/split_dirs.py (3 classes, 20 px) with an unlabeled set; the smoke
+preset (resnet_tiny at 16 px, 4 steps).
+"""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from fixmatch import hparams
+from fixmatch.data import split_dir as split_dir_lib
+from fixtures.split_dirs import write_split
+from stages import train_fixmatch
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+@pytest.fixture(scope="module")
+def split_dir(tmp_path_factory):
+    return write_split(tmp_path_factory.mktemp("split") / "tiny", unlabeled_per_class=8)
+
+
+def scalars(log_dir):
+    """Tag -> [(step, value)] read with TensorBoard's own event loader."""
+    from tensorboard.backend.event_processing import event_accumulator
+    acc = event_accumulator.EventAccumulator(log_dir, size_guidance={"tensors": 0})
+    acc.Reload()
+    return {tag: [(e.step, float(np.asarray(e.tensor_proto.float_val or
+                                            [np.frombuffer(e.tensor_proto.tensor_content,
+                                                           np.float32)[0]])[0]))
+                  for e in acc.Tensors(tag)] for tag in acc.Tags()["tensors"]}
+
+
+def test_bad_input_fails_before_any_work(tmp_path, split_dir):
+    model_dir = tmp_path / "m"
+    with pytest.raises(hparams.HParamsError, match="FixMatch needs a strong augmentation"):
+        train_fixmatch.run(data=split_dir, model_dir=str(model_dir), preset="imagenet")
+    with pytest.raises(hparams.HParamsError, match="run.seed"):
+        train_fixmatch.run(data=split_dir, model_dir=str(model_dir), preset="smoke",
+                           hparams='"run": {"deterministic": true}')
+    supervised_only = write_split(tmp_path / "sup")
+    with pytest.raises(split_dir_lib.SplitDirError, match="no unlabeled images"):
+        train_fixmatch.run(data=supervised_only, model_dir=str(model_dir), preset="smoke")
+    with pytest.raises(split_dir_lib.SplitDirError,
+                       match="asks for split 'fixmatch_10pct.2', but --data .* holds split 'tiny'"):
+        train_fixmatch.run(data=split_dir, model_dir=str(model_dir), preset="smoke",
+                           dataset="imagenet128116.2")
+    assert not model_dir.exists()
+
+
+def test_cli_errors_are_one_line(tmp_path, split_dir):
+    proc = subprocess.run(
+        [sys.executable, "-m", "stages.train_fixmatch", "--data", split_dir, "--model_dir",
+         str(tmp_path / "m"), "--preset", "smoke", "--dataset", "imagenet999.1"],
+        cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.strip().splitlines()[-1].startswith("train_fixmatch: error: ")
+    assert "imagenet999.1" in proc.stderr
+
+
+@pytest.mark.parametrize("augment", ["randaugment", "cta"])
+def test_smoke_run_logs_the_fixmatch_diagnostics(tmp_path, split_dir, augment):
+    import tensorflow as tf
+
+    lines = []
+    model_dir = str(tmp_path / "model")
+    result = train_fixmatch.run(
+        data=split_dir, model_dir=model_dir, preset="smoke",
+        hparams=f'"augment": {{"type": "{augment}"}}, "fixmatch": {{"confidence": 0.34}}',
+        log=lines.append)
+    assert result["steps"] == 3 and result["eval_examples"] == 12
+    # 8 labeled + 2 * uratio(2) * 8 unlabeled images per step.
+    assert "uratio 2" in lines[0] and result["global_batch_size"] == 8
+    assert 0.0 <= result["mask_rate"] <= 1.0
+    # confidence 0.34 over 3 classes: nearly every pseudo-label passes, so there is an accuracy.
+    assert result["pseudo_label_accuracy"] is not None
+    assert 0.0 <= result["pseudo_label_accuracy"] <= 1.0
+    progress = [line for line in lines if line.startswith("step ")]
+    assert progress and all(" mask " in line and " pseudo " in line for line in progress)
+    tags = scalars(os.path.join(model_dir, "summaries"))
+    for tag in ("train/total_loss", "loss/xe", "loss/xeu", "loss/wd", "train/accuracy",
+                "train/learning_rate", "train/mask_rate", "train/pseudo_label_accuracy",
+                "test/accuracy", "test/ema_accuracy", "test/accuracy_top5"):
+        assert tag in tags, (tag, sorted(tags))
+    assert "train/loss" not in tags
+    assert [v for _, v in tags["train/mask_rate"]][-1] == pytest.approx(result["mask_rate"])
+    saved = json.load(open(os.path.join(model_dir, "hparams.json")))
+    assert saved["uratio"] == 2 and saved["augment"]["type"] == augment
+    if augment == "cta":  # probes on labeled images moved the rates, which were checkpointed
+        rates = tf.train.load_checkpoint(result["checkpoint"]).get_tensor(
+            "cta/rates/.ATTRIBUTES/VARIABLE_VALUE")
+        assert rates.min() < 1.0
+
+
+def _cli_run(program, split_dir, model_dir, seed, deterministic=True):
+    hp = json.dumps({"run": {"seed": seed, "deterministic": deterministic}})
+    proc = subprocess.run(
+        [sys.executable, "-m", f"stages.train_{program}", "--data", split_dir, "--model_dir",
+         str(model_dir), "--preset", "smoke", "--hparams", hp],
+        cwd=ROOT, capture_output=True, text=True, timeout=300,
+        env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    import tensorflow as tf
+    metrics = json.loads(proc.stdout)
+    reader = tf.train.load_checkpoint(metrics["checkpoint"])
+    weights = {name: reader.get_tensor(name) for name in reader.get_variable_to_shape_map()
+               if name.startswith(("model/", "ema_model/"))}
+    losses = [line.split(" loss ")[1].split()[0] for line in proc.stderr.splitlines()
+              if line.startswith("step ")]
+    return metrics, weights, losses
+
+
+@pytest.mark.parametrize("program", ["fixmatch", "supervised"])
+def test_same_seed_with_deterministic_gives_identical_runs(tmp_path, split_dir, program):
+    first = _cli_run(program, split_dir, tmp_path / "a", seed=7)
+    second = _cli_run(program, split_dir, tmp_path / "b", seed=7)
+    assert first[2] and first[2] == second[2]  # block losses, as printed
+    for key in ("test_loss", "top1", "online_top1"):
+        assert first[0][key] == second[0][key], key
+    assert first[1].keys() == second[1].keys() and len(first[1]) > 10
+    for name in first[1]:
+        np.testing.assert_array_equal(first[1][name], second[1][name], err_msg=name)
+    if program == "fixmatch":
+        other = _cli_run(program, split_dir, tmp_path / "c", seed=8)
+        assert any(not np.array_equal(first[1][n], other[1][n]) for n in first[1])
+        assert other[0]["test_loss"] != first[0]["test_loss"]
