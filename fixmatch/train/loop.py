@@ -5,7 +5,7 @@
                    run min(steps_per_run, remaining) steps in one compiled call
                    write training scalars
                    evaluate online + EMA on the whole validation set
-                   checkpoint, print a progress line
+                   checkpoint, append to history.jsonl, print a progress line
             -> metrics.json
 
 Everything TF-distributed is built by the caller: the model inside
@@ -29,6 +29,9 @@ from fixmatch.train import checkpoint as ckpt_lib
 from fixmatch.train import ema as ema_lib
 from fixmatch.train import metrics, steps, summaries
 from fixmatch.train.strategy import worker_role
+
+
+HISTORY_FILE = "history.jsonl"  # one line per block, see summaries.History
 
 
 @dataclasses.dataclass(frozen=True)
@@ -147,6 +150,8 @@ def train_and_evaluate(*, strategy, config: LoopConfig, model_fn, learning_rate,
     x_axis = functools.partial(summaries.summary_x, steps_per_epoch=config.steps_per_epoch,
                                with_epoch=config.summaries_with_epoch)
 
+    history = summaries.History(fs.join(config.model_dir, HISTORY_FILE), restored_step=step,
+                                enabled=is_chief)
     images_per_step = config.images_per_step or config.global_batch_size
 
     # 3. The outer loop.
@@ -189,6 +194,8 @@ def train_and_evaluate(*, strategy, config: LoopConfig, model_fn, learning_rate,
         test = metrics.finalize_eval({k: v.numpy() for k, v in evaluate(eval_data).items()})
         writer.scalars(x, {f"test/{k}": v for k, v in test.items() if k != "count"})
         keeper.save(step)
+        history.append({"step": step, "epoch": epoch, "x": x, "seconds": seconds,
+                        "images_per_sec": images_per_sec, "train": train, "test": test})
         eta = (config.total_steps - step) * seconds / num_steps
         log(summaries.progress_line(
             step=step, total_steps=config.total_steps, epoch=epoch, loss=train["loss"],
