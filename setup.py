@@ -27,6 +27,7 @@ setup(
         # TensorFlow 2.21 no longer installs TensorBoard: `tensorboard --logdir runs` and its
         # event loader (tests) need it.
         "tensorboard>=2.20",
+        "matplotlib>=3.7",  # the report's plot and the confusion matrix (headless Agg backend)
     ],
     extras_require={
         "test": ["pytest>=8", "build>=1.0"],

@@ -90,19 +90,33 @@ def read_text(path: str) -> str:
         return f.read()
 
 
-def write_text(path: str, text: str):
+def read_bytes(path: str) -> bytes:
+    if is_remote(path):
+        with gfile().GFile(path, "rb") as f:
+            return f.read()
+    with open(path, "rb") as f:
+        return f.read()
+
+
+def write_bytes(path: str, data: bytes):
+    """As write_text, for bytes."""
+    write_text(path, data)
+
+
+def write_text(path: str, text):
     """Write a whole file, atomically: a reader sees the old file or the complete new one.
 
     Local files go to a temporary name, are fsynced and renamed over the target; a GCS object
     appears only once fully written, so remote files are written in place.
     """
+    binary = isinstance(text, bytes)
     if is_remote(path):
-        with gfile().GFile(path, "w") as f:
+        with gfile().GFile(path, "wb" if binary else "w") as f:
             f.write(text)
         return
     tmp = f"{path}.tmp-{os.getpid()}"
     try:
-        with open(tmp, "w", encoding="utf-8") as f:
+        with open(tmp, "wb") if binary else open(tmp, "w", encoding="utf-8") as f:
             f.write(text)
             f.flush()
             os.fsync(f.fileno())

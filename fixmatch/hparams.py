@@ -357,5 +357,4 @@ def save(hp: dict, path: str) -> None:
 
 def load(path: str) -> dict:
     """Read and validate a saved hparams.json."""
-    with open(path, encoding="utf-8") as f:
-        return validate(json.load(f))
+    return validate(jsonio.read_json(path))

@@ -72,6 +72,14 @@ class Program:
         return 0
 
 
+def check_new_dir(path: str, *, flag="--out") -> None:
+    """`path` is absent or an empty directory: a stage never writes over earlier results."""
+    from fixmatch import fs
+    if fs.exists(path) and (not fs.isdir(path) or fs.listdir(path)):
+        raise StageError(f"{flag} {path!r} exists and is not an empty directory; give a new "
+                         "one (results are never overwritten)")
+
+
 def progress(program: str, message: str) -> None:
     """One progress line of a stage on stderr (stdout carries only the JSON result)."""
     print(f"{program}: {message}", file=sys.stderr, flush=True)

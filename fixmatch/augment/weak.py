@@ -131,6 +131,28 @@ def center_from_jpeg(encoded, *, image_size, saturate_uint8=True,
     return _decode_window_resized(encoded, window, image_size, saturate_uint8)
 
 
+def center_from_image(encoded, *, image_size, crop_fraction=CENTER_CROP_FRACTION):
+    """Evaluation view of any encoded image (JPEG, PNG, GIF's first frame, BMP; grayscale or
+    with alpha), uint8 RGB. JPEGs take exactly the path of `center_from_jpeg`, so a served
+    model sees the validation pixels bit for bit; other formats are decoded whole, then cropped
+    and resized the same way."""
+    def other_format():
+        image = tf.io.decode_image(encoded, channels=3, expand_animations=False)
+        image.set_shape([None, None, 3])
+        shape = tf.shape(image)
+        window = center_crop_window(shape[0], shape[1], crop_fraction=crop_fraction)
+        crop = tf.image.crop_to_bounding_box(image, window[0], window[1], window[2], window[3])
+        resized = tf.image.resize(crop, [image_size, image_size],
+                                  method=tf.image.ResizeMethod.BICUBIC)
+        return tf.saturate_cast(resized, tf.uint8)
+
+    _check_size(image_size)
+    return tf.cond(tf.io.is_jpeg(encoded),
+                   lambda: center_from_jpeg(encoded, image_size=image_size,
+                                            crop_fraction=crop_fraction),
+                   other_format)
+
+
 def scale_and_center(images, dtype=tf.float32):
     """Map 0..255 pixels (uint8 or float) to ``x / 127.5 - 1`` in [-1, 1].
 

@@ -293,12 +293,13 @@ def unlabeled_dataset(split_dir, *, image_size, batch_size, strong, hparams_inpu
 
 
 def eval_dataset(split_dir, *, image_size, batch_size, input_context=None,
-                 hparams_input=None, image_dtype=None):
+                 hparams_input=None, image_dtype=None, with_filenames=False):
     """Validation stream ``{"image", "label"}``: center crop, file order, last batch kept.
 
     Every validation image appears exactly once per iteration (also across
     input pipelines: files, or records when there are fewer files than
-    pipelines, are split between them).
+    pipelines, are split between them). ``with_filenames`` adds ``filename``
+    (the record's image/filename), to name per-image predictions.
     """
     _positive_int("image_size", image_size)
     _positive_int("batch_size", batch_size)
@@ -308,9 +309,14 @@ def eval_dataset(split_dir, *, image_size, batch_size, input_context=None,
     @_graph_function
     def preprocess(serialized):
         encoded, label = _parse(serialized)
-        return {"image": weak.center_from_jpeg(encoded, image_size=image_size,
-                                               saturate_uint8=opts["saturate_uint8"]),
-                "label": label}
+        out = {"image": weak.center_from_jpeg(encoded, image_size=image_size,
+                                              saturate_uint8=opts["saturate_uint8"]),
+               "label": label}
+        if with_filenames:
+            out["filename"] = tf.io.parse_single_example(
+                serialized, {schema.FILENAME: schema.parse_spec()[schema.FILENAME]})[
+                    schema.FILENAME]
+        return out
 
     ds = _records(split_dir, schema.VALIDATION, training=False,
                   input_context=input_context, seed=None)

@@ -151,8 +151,12 @@ def _guarded_inference(model, images):
                    lambda: tf.zeros([0, num_classes], tf.float32))
 
 
-def eval_step(batch, *, model, ema_model, scale_and_center=True):
-    """Sums for test loss and top-1/top-5 of the online and EMA models."""
+def eval_step(batch, *, model, ema_model, scale_and_center=True, confusion_classes=None):
+    """Sums for test loss and top-1/top-5 of the online and EMA models.
+
+    `confusion_classes`: also sum the confusion matrix (rows = true label) of the EMA model
+    (of `model` when there is none), as float32 [C, C] under the key "confusion".
+    """
     batch = model_inputs(batch, scale_and_center=scale_and_center)
     labels = batch["label"]
     logits = _guarded_inference(model, batch["image"])
@@ -162,6 +166,10 @@ def eval_step(batch, *, model, ema_model, scale_and_center=True):
             "count": tf.cast(tf.shape(labels)[0], tf.float32)}
     sums.update(metrics.classification_sums(labels=labels, logits=logits))
     sums.update(metrics.classification_sums(labels=labels, logits=ema_logits, prefix="ema_"))
+    if confusion_classes:
+        sums["confusion"] = tf.math.confusion_matrix(
+            labels, tf.argmax(ema_logits, axis=-1), num_classes=confusion_classes,
+            dtype=tf.float32)
     return sums
 
 
@@ -195,12 +203,15 @@ def make_train_block(*, strategy, replica_step, after_update=None, example_sums)
 
 
 def make_evaluate(*, strategy, replica_eval_step, example_sums):
-    """Compiles one full pass over a finite distributed evaluation dataset."""
+    """Compiles one full pass over a finite distributed evaluation dataset.
+
+    `example_sums` maps each key to its shape (None = a scalar), e.g. [C, C] for "confusion".
+    """
     keys = sorted(example_sums)
 
     @tf.function
     def evaluate(dist_dataset):
-        totals = {k: tf.constant(0.0, tf.float32) for k in keys}
+        totals = {k: tf.zeros(example_sums[k] or [], tf.float32) for k in keys}
         for batch in dist_dataset:
             step_sums = _reduce_sums(strategy, strategy.run(replica_eval_step, args=(batch,)))
             totals = {k: totals[k] + step_sums[k] for k in keys}

@@ -1,0 +1,57 @@
+"""The PNG figures of the evaluation and the report, drawn headless (matplotlib's Agg backend)."""
+
+import io
+
+import numpy as np
+
+#: Above this many classes a confusion-matrix picture is unreadable; the data are still written.
+MAX_CONFUSION_CLASSES = 100
+
+
+def _figure(width, height):
+    import matplotlib
+    matplotlib.use("Agg", force=True)  # no display: CI machines, servers, Dataflow
+    from matplotlib import pyplot as plt
+    fig, ax = plt.subplots(figsize=(width, height), dpi=100)
+    return plt, fig, ax
+
+
+def _png(plt, fig) -> bytes:
+    buf = io.BytesIO()
+    fig.tight_layout()
+    fig.savefig(buf, format="png")
+    plt.close(fig)
+    return buf.getvalue()
+
+
+def confusion_png(confusion, classes) -> bytes:
+    """Row-normalised confusion matrix (rows = true class) as a PNG."""
+    confusion = np.asarray(confusion, np.float64)
+    rows = confusion / np.maximum(confusion.sum(axis=1, keepdims=True), 1)
+    n = len(classes)
+    side = min(max(4.0, 0.35 * n + 2), 24.0)
+    plt, fig, ax = _figure(side, side)
+    image = ax.imshow(rows, cmap="Blues", vmin=0.0, vmax=1.0)
+    fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    if n <= 40:
+        ax.set_xticks(range(n), classes, rotation=90, fontsize=7)
+        ax.set_yticks(range(n), classes, fontsize=7)
+    ax.set_title("confusion matrix (share of each true class)")
+    return _png(plt, fig)
+
+
+def curves_png(curves: dict, *, title: str) -> bytes:
+    """One line per run: {label: [(epoch, top-1 accuracy), ...]} as a PNG."""
+    plt, fig, ax = _figure(7, 4.5)
+    for label, points in curves.items():
+        if points:
+            xs, ys = zip(*points)
+            ax.plot(xs, [100 * y for y in ys], marker="o", markersize=3, label=label)
+    ax.set_xlabel("labeled epochs")
+    ax.set_ylabel("validation top-1 (%)")
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    return _png(plt, fig)
