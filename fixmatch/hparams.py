@@ -298,6 +298,21 @@ def parse_overrides(text) -> dict:
     return parsed
 
 
+def merge_overrides(*overrides) -> dict:
+    """Several --hparams overrides (JSON text or dicts) as one: later ones win, key by key."""
+    def merge(base, extra):
+        out = dict(base)
+        for key, value in extra.items():
+            out[key] = (merge(out[key], value) if isinstance(value, dict)
+                        and isinstance(out.get(key), dict) else value)
+        return out
+
+    merged = {}
+    for text in overrides:
+        merged = merge(merged, parse_overrides(text))
+    return merged
+
+
 def flatten(hp, prefix=""):
     for key, value in hp.items():
         dotted = f"{prefix}{key}"

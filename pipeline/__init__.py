@@ -15,3 +15,5 @@ from pipeline import cache  # noqa: F401
 from pipeline import data_tasks  # noqa: F401
 from pipeline import split_tasks  # noqa: F401
 from pipeline import train_tasks  # noqa: F401
+from pipeline import eval_tasks  # noqa: F401
+from pipeline import report_tasks  # noqa: F401

@@ -1,6 +1,6 @@
 """TrainSupervised and TrainFixMatch: the two training programs as cached Luigi stages.
 
-    luigi --module pipeline TrainSupervised --local-scheduler --split frac10.seed1 \
+    luigi --module pipeline TrainSupervised --local-scheduler --split frac10.seed1 \\
         --preset demo --hparams '"augment": {"type": "cta"}'
     luigi --module pipeline TrainFixMatch --local-scheduler --split frac10.seed1 --preset demo
 
@@ -8,49 +8,34 @@ Both require PrepareSplits of the same data/split and nothing else, so `--worker
 them at once. Training checkpoints live in the task's work_dir
 (ROOT/<stage>/<fp>.work/), which survives a killed run, so running the same command again
 resumes from the last checkpoint. On success the published directory holds metrics.json,
-hparams.json, summaries/ and the final checkpoint (checkpoint/checkpoint-<step>.*: model, EMA
-model, optimizer, CTA state; `tf.train.latest_checkpoint(DIR/checkpoint)` finds it).
-The fingerprint covers the resolved hparams of the program, not the override string.
+hparams.json, history.jsonl, summaries/ and the final checkpoint (checkpoint/checkpoint-<step>.*:
+model, EMA model, optimizer, CTA state; `tf.train.latest_checkpoint(DIR/checkpoint)` finds it).
+The fingerprint covers the resolved hparams of the program (see pipeline/chain.py).
 """
 
-import luigi
-
-from pipeline import cache, split_tasks
+from pipeline import cache, chain
 
 
-class _TrainTask(cache.CachedTask):
+class _TrainTask(chain.ChainParams, cache.CachedTask):
     """One training program (`program`: supervised | fixmatch) on the split of PrepareSplits."""
 
     program = ""
 
-    data_dir = luigi.Parameter(default="", description="As PrepareSplits: input data; empty = "
-                               "the demo data set.")
-    split = luigi.Parameter(default="frac10.seed1", description="Split name (PrepareSplits).")
-    allow_missing = luigi.BoolParameter(default=False, description="As PrepareSplits.")
-    demo = luigi.DictParameter(default={}, description="DemoData parameters when no data_dir.")
-    preset = luigi.Parameter(default="demo", description="hparams preset: imagenet | demo | "
-                             "smoke.")
-    hparams = luigi.Parameter(default="", description="JSON hparams overrides (outer braces "
-                              "optional), e.g. '\"augment\": {\"type\": \"cta\"}'.")
-    tpu = luigi.Parameter(default="", significant=False, description="TPU name/address; "
-                          "empty = local CPU/GPUs.")
-
     def requires(self):
-        return self.upstream(split_tasks.PrepareSplits, data_dir=self.data_dir, split=self.split,
-                             allow_missing=self.allow_missing, demo=self.demo)
+        return self.split_task()
 
     def significant_params(self):
-        # The resolved hparams, not the override string: equivalent spellings share the cache,
+        # The resolved hparams, not the override strings: equivalent spellings share the cache,
         # and a bad key fails here, before any upstream work.
         from stages import training
         return {"hparams": training.resolve_hparams(self.program, preset=self.preset,
-                                                    hparams=self.hparams)}
+                                                    hparams=self.overrides(self.program))}
 
     def run_stage(self, tmp_dir):
         from stages import training
         return training.run(self.program, data=self.input_dir(), model_dir=self.work_dir,
-                            publish_dir=tmp_dir, preset=self.preset, hparams=self.hparams,
-                            tpu=self.tpu or None)
+                            publish_dir=tmp_dir, preset=self.preset,
+                            hparams=self.overrides(self.program), tpu=self.tpu or None)
 
 
 class TrainSupervised(_TrainTask):

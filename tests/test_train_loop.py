@@ -8,7 +8,8 @@ import pytest
 import tensorflow as tf
 
 from fixmatch.models import build_model
-from fixmatch.train import loop, schedule, summaries
+from fixmatch.train import history as history_lib
+from fixmatch.train import loop, schedule
 from fixmatch.train.strategy import select_strategy
 
 SIZE, CLASSES = 16, 3
@@ -97,7 +98,7 @@ def test_restart_resumes_from_checkpoint_and_finishes_exactly(tmp_path):
     assert lines[0].startswith("restored") and "(step 10)" in lines[0]
     assert result["steps"] == 14 and result["steps_this_run"] == 4
     # One history line per block, across the restart, with train and test metrics.
-    history = summaries.read_history(str(tmp_path / loop.HISTORY_FILE))
+    history = history_lib.read_history(str(tmp_path / history_lib.HISTORY_FILE))
     assert [h["step"] for h in history] == [4, 8, 10, 14]
     assert history[-1]["test"]["ema_accuracy"] == result["ema_top1"]
     assert history[-1]["train"]["steps"] == 4 and history[-1]["epoch"] == pytest.approx(14 / 6)
@@ -105,13 +106,13 @@ def test_restart_resumes_from_checkpoint_and_finishes_exactly(tmp_path):
 
 def test_history_drops_entries_past_the_restored_step(tmp_path):
     path = str(tmp_path / "history.jsonl")
-    first = summaries.History(path, restored_step=0)
+    first = history_lib.History(path, restored_step=0)
     for step in (2, 4, 6):
         first.append({"step": step, "test": {"loss": float("nan")}})
     # A run killed after writing step 6 but before its checkpoint resumes from step 4.
-    resumed = summaries.History(path, restored_step=4)
+    resumed = history_lib.History(path, restored_step=4)
     resumed.append({"step": 6, "test": {"loss": 0.5}})
-    records = summaries.read_history(path)
+    records = history_lib.read_history(path)
     assert [r["step"] for r in records] == [2, 4, 6]
     assert records[0]["test"]["loss"] is None and records[-1]["test"]["loss"] == 0.5
 

@@ -27,11 +27,9 @@ import tensorflow as tf
 from fixmatch import fs, jsonio
 from fixmatch.train import checkpoint as ckpt_lib
 from fixmatch.train import ema as ema_lib
+from fixmatch.train import history as history_lib
 from fixmatch.train import metrics, steps, summaries
 from fixmatch.train.strategy import worker_role
-
-
-HISTORY_FILE = "history.jsonl"  # one line per block, see summaries.History
 
 
 @dataclasses.dataclass(frozen=True)
@@ -91,10 +89,11 @@ def create_optimizer(*, learning_rate, momentum: float = 0.9):
 def train_and_evaluate(*, strategy, config: LoopConfig, model_fn, learning_rate,
                        train_data, eval_data,
                        objective=steps.supervised_objective, cta: CTAHooks = None,
-                       log=summaries.print_progress) -> dict:
+                       log=summaries.print_progress, info=None) -> dict:
     """Trains to `config.total_steps` (resuming from model_dir) and returns final metrics.
 
     `train_data` / `eval_data` are distributed datasets (e.g. from pipelines.distribute).
+    `info`: facts about the run (program, split, image counts) copied into the metrics.
     """
     start_time = time.time()
     is_chief, worker_id = worker_role(strategy)
@@ -150,8 +149,8 @@ def train_and_evaluate(*, strategy, config: LoopConfig, model_fn, learning_rate,
     x_axis = functools.partial(summaries.summary_x, steps_per_epoch=config.steps_per_epoch,
                                with_epoch=config.summaries_with_epoch)
 
-    history = summaries.History(fs.join(config.model_dir, HISTORY_FILE), restored_step=step,
-                                enabled=is_chief)
+    history = history_lib.History(fs.join(config.model_dir, history_lib.HISTORY_FILE),
+                                  restored_step=step, enabled=is_chief)
     images_per_step = config.images_per_step or config.global_batch_size
 
     # 3. The outer loop.
@@ -226,6 +225,7 @@ def train_and_evaluate(*, strategy, config: LoopConfig, model_fn, learning_rate,
         "num_replicas": num_replicas,
         "checkpoint": keeper.latest,
     }
+    result.update(info or {})
     if train is not None and "mask" in train:  # FixMatch diagnostics of the last block
         result["mask_rate"] = train["mask"]
         result["pseudo_label_accuracy"] = (train["pseudo_label_accuracy"] if math.isfinite(

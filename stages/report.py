@@ -1,0 +1,120 @@
+"""Compare the supervised baseline with FixMatch: report.md, report.json and a plot.
+
+    python -m stages.report --supervised runs/train_supervised/<fp> \\
+        --fixmatch runs/train_fixmatch/<fp> --supervised_eval runs/evaluate/<fp1> \\
+        --fixmatch_eval runs/evaluate/<fp2> --out /tmp/report
+
+Each --<program> is a training output (metrics.json, history.jsonl); each --<program>_eval the
+evaluate stage's output of it (evaluation.json). Writes report.json (every number of the
+table), report.md (the table) and top1.png (validation top-1 over training, both runs, from
+the history the engine wrote as it trained). Prints the table.
+"""
+
+import sys
+
+from absl import flags
+
+from fixmatch import fs, jsonio, plots
+from fixmatch.train import history as history_lib
+from stages import cli
+
+PROGRAMS = ("supervised", "fixmatch")
+PROGRAM = cli.Program("report", __doc__, required=PROGRAMS + tuple(f"{p}_eval" for p in PROGRAMS)
+                      + ("out",))
+for _name in PROGRAMS:
+    flags.DEFINE_string(_name, None, f"Training output of the {_name} program.",
+                        flag_values=PROGRAM.flags)
+    flags.DEFINE_string(f"{_name}_eval", None, f"Evaluate output of the {_name} run.",
+                        flag_values=PROGRAM.flags)
+flags.DEFINE_string("out", None, "Output directory (absent or empty).", flag_values=PROGRAM.flags)
+
+REPORT_JSON, REPORT_MD, PLOT = "report.json", "report.md", "top1.png"
+COLUMNS = (("top-1", "top1", "pct"), ("top-5", "top5", "pct"), ("labeled", "num_labeled", "int"),
+           ("unlabeled", "num_unlabeled", "int"), ("steps", "steps", "int"),
+           ("epochs", "epochs", "f1"), ("wall time", "wall_time_s", "time"),
+           ("img/s", "images_per_sec", "f0"), ("mask rate", "mask_rate", "pct"),
+           ("pseudo-label acc.", "pseudo_label_accuracy", "pct"))
+
+
+def _read(path, what):
+    if not fs.exists(path):
+        raise cli.StageError(f"{path} does not exist: is its directory a finished {what}?")
+    return jsonio.read_json(path)
+
+
+def _row(run_dir, eval_dir):
+    metrics = _read(fs.join(run_dir, "metrics.json"), "training output")
+    evaluation = _read(fs.join(eval_dir, "evaluation.json"), "evaluate output")
+    history_path = fs.join(run_dir, history_lib.HISTORY_FILE)
+    history = history_lib.read_history(history_path) if fs.exists(history_path) else []
+    key = "ema_accuracy" if evaluation["weights"] == "ema" else "accuracy"
+    row = {name: metrics.get(name) for _, name, _ in COLUMNS}
+    row.update(top1=evaluation["top1"], top5=evaluation["top5"], weights=evaluation["weights"],
+               model=metrics.get("program"), run=run_dir, evaluation=eval_dir)
+    curve = [(h["epoch"], h["test"][key]) for h in history if h["test"].get(key) is not None]
+    return row, curve
+
+
+def _cell(value, kind):
+    if value is None:
+        return "-"
+    if kind == "pct":
+        return f"{100 * value:.2f}%"
+    if kind == "int":
+        return f"{int(value):,}"
+    if kind == "time":
+        return f"{value / 60:.1f} min"
+    return f"{value:.{kind[1]}f}"
+
+
+def format_table(report: dict) -> str:
+    """The comparison as a Markdown table (what FullRun prints)."""
+    head = "| run | " + " | ".join(title for title, _, _ in COLUMNS) + " |"
+    lines = [head, "|" + "---|" * (len(COLUMNS) + 1)]
+    for name in PROGRAMS:
+        row = report["runs"][name]
+        lines.append(f"| {name} | " + " | ".join(_cell(row[key], kind)
+                                                 for _, key, kind in COLUMNS) + " |")
+    gain = report["fixmatch_minus_supervised_top1"]
+    return "\n".join(lines) + f"\n\nFixMatch - supervised: {100 * gain:+.2f} points top-1 " \
+        f"(validation, {report['runs']['fixmatch']['weights']} weights)."
+
+
+def run(*, supervised, fixmatch, supervised_eval, fixmatch_eval, out) -> dict:
+    """Writes the comparison into `out`; returns report.json's content."""
+    cli.check_new_dir(out)
+    rows, curves = {}, {}
+    for name, run_dir, eval_dir in (("supervised", supervised, supervised_eval),
+                                    ("fixmatch", fixmatch, fixmatch_eval)):
+        rows[name], curves[name] = _row(run_dir, eval_dir)
+    report = {"runs": rows, "plot": PLOT,
+              "fixmatch_minus_supervised_top1": rows["fixmatch"]["top1"] - rows["supervised"]["top1"]}
+    fs.makedirs(out)
+    table = format_table(report)
+    fs.write_bytes(fs.join(out, PLOT), plots.curves_png(
+        curves, title="validation top-1 over training"))
+    fs.write_text(fs.join(out, REPORT_MD), f"# Supervised baseline vs FixMatch\n\n{table}\n\n"
+                  f"![validation top-1 over training]({PLOT})\n")
+    jsonio.write_json_atomic(fs.join(out, REPORT_JSON), report)
+    return report
+
+
+def print_report(report_dir: str, stream=None) -> None:
+    """Prints the table of a finished report directory (FullRun's last words)."""
+    report = jsonio.read_json(fs.join(report_dir, REPORT_JSON))
+    print(f"\n{format_table(report)}\n\nreport: {fs.join(report_dir, REPORT_MD)}, plot: "
+          f"{fs.join(report_dir, PLOT)}", file=stream or sys.stdout, flush=True)
+
+
+def main(argv=None):
+    def body(f, _):
+        report = run(supervised=f.supervised, fixmatch=f.fixmatch,
+                     supervised_eval=f.supervised_eval, fixmatch_eval=f.fixmatch_eval, out=f.out)
+        print(format_table(report), file=sys.stderr)
+        return report
+
+    return PROGRAM.main(body, argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

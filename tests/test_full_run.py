@@ -1,0 +1,85 @@
+"""FullRun end to end through the `luigi` command and its real scheduler, on a tiny demo.
+
+Demo data -> split -> both trainings -> both evaluations -> report + FixMatch export, with the
+smoke preset; then the same command again (everything cached: only the table is printed), a
+single stage alone (reuses the cache), and the export used by the predict program.
+"""
+
+import glob
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+DEMO = '{"image_size": 32, "train_per_class": 8, "val_per_class": 3, "num_classes": 3}'
+
+
+def luigi(root, *args):
+    cmd = [sys.executable, "-m", "luigi", "--module", "pipeline", *args, "--local-scheduler",
+           "--root", str(root), "--preset", "smoke", "--demo", DEMO, "--split", "frac50.seed1"]
+    return subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=900,
+                          env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"))
+
+
+@pytest.fixture(scope="module")
+def full_run(tmp_path_factory):
+    root = tmp_path_factory.mktemp("root")
+    return root, luigi(root, "FullRun")
+
+
+def test_full_run_builds_every_stage_and_prints_the_table(full_run):
+    root, proc = full_run
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    assert "| run | top-1 | top-5 | labeled |" in proc.stdout
+    assert "| supervised |" in proc.stdout and "| fixmatch |" in proc.stdout
+    for stage in ("demo_data", "prepare_splits", "train_supervised", "train_fixmatch",
+                  "evaluate", "export", "report"):
+        published = [d for d in glob.glob(str(root / stage / "*"))
+                     if os.path.exists(os.path.join(d, "manifest.json"))]
+        assert len(published) == (2 if stage == "evaluate" else 1), stage
+    (report_dir,) = glob.glob(str(root / "report" / "*" / "report.json"))
+    report = json.load(open(report_dir))
+    runs = report["runs"]
+    assert runs["fixmatch"]["num_unlabeled"] == 24 and runs["supervised"]["num_labeled"] == 12
+    assert runs["fixmatch"]["mask_rate"] is not None and runs["supervised"]["mask_rate"] is None
+    assert report["fixmatch_minus_supervised_top1"] == pytest.approx(
+        runs["fixmatch"]["top1"] - runs["supervised"]["top1"])
+    out = os.path.dirname(report_dir)
+    with open(os.path.join(out, "top1.png"), "rb") as f:
+        assert f.read(4) == b"\x89PNG"
+    assert "| supervised |" in open(os.path.join(out, "report.md")).read()
+
+
+def test_rerun_and_single_stages_reuse_the_cache(full_run):
+    root, first = full_run
+    assert first.returncode == 0
+    again = luigi(root, "FullRun")
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert "| fixmatch |" in again.stdout  # printed although nothing ran
+    assert "ran successfully" not in again.stdout + again.stderr
+    alone = luigi(root, "Evaluate", "--program", "supervised")
+    assert alone.returncode == 0 and "ran successfully" not in alone.stdout + alone.stderr
+    # A changed FixMatch override retrains FixMatch only (a new fingerprint), not the baseline.
+    from pipeline import train_tasks
+    kw = dict(root=str(root), preset="smoke", demo=json.loads(DEMO), split="frac50.seed1")
+    assert (train_tasks.TrainSupervised(fixmatch_hparams='"uratio": 3', **kw).fingerprint
+            == train_tasks.TrainSupervised(**kw).fingerprint)
+    assert (train_tasks.TrainFixMatch(fixmatch_hparams='"uratio": 3', **kw).fingerprint
+            != train_tasks.TrainFixMatch(**kw).fingerprint)
+
+
+def test_the_exported_model_classifies_demo_images(full_run):
+    root, proc = full_run
+    assert proc.returncode == 0
+    (export_dir,) = [os.path.dirname(p) for p in glob.glob(str(root / "export" / "*" / "export.json"))]
+    images = sorted(glob.glob(str(root / "demo_data" / "*" / "val" / "*" / "*.JPEG")))[:2]
+    pred = subprocess.run([sys.executable, "-m", "stages.predict", "--model", export_dir,
+                           "--json", *images], cwd=ROOT, capture_output=True, text=True,
+                          timeout=300)
+    assert pred.returncode == 0, pred.stderr[-3000:]
+    results = [json.loads(line) for line in pred.stdout.splitlines()]
+    assert [r["file"] for r in results] == images
+    assert all(len(r["top"]) == 3 for r in results)
