@@ -54,4 +54,5 @@ class FullRun(chain.ChainParams, luigi.WrapperTask):
 @FullRun.event_handler(luigi.Event.DEPENDENCY_PRESENT)
 def _print_report(task):
     from stages import report
-    report.print_report(task.requires()["report"].out_dir)
+    required = task.requires()
+    report.print_report(required["report"].out_dir, export_dir=required["export"].out_dir)

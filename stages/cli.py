@@ -57,7 +57,10 @@ class Program:
         return 2
 
     def main(self, body, argv=None, *, errors=()) -> int:
-        """Runs `body(flags, rest) -> JSON-able result or None`; returns the exit code."""
+        """Runs `body(flags, rest) -> JSON-able result or None`; returns the exit code.
+
+        `errors`: the library's bad-input exception types, or a function returning them (so
+        naming them need not import TensorFlow before --help or a flag error)."""
         argv = sys.argv if argv is None else argv
         if any(a in ("-h", "--help", "--helpfull", "-?") for a in argv[1:]):
             print(self.help_text())
@@ -65,7 +68,10 @@ class Program:
         try:
             values, rest = self.parse(argv)
             result = body(values, rest)
-        except (flags.Error, StageError, *errors) as e:
+        except Exception as e:
+            known = (flags.Error, StageError, *(errors() if callable(errors) else errors))
+            if not isinstance(e, known):
+                raise
             return self.error(e)
         if result is not None:
             print(json.dumps(result, indent=2, sort_keys=True))

@@ -19,14 +19,21 @@ from fixmatch import fs, jsonio
 from fixmatch.data import split_dir
 from stages import cli
 
+
+
+def define_model_flags(program, *, data_help) -> None:
+    """--model --data --out --weights: a trained run in, a new directory out (evaluate, export)."""
+    fv = program.flags
+    flags.DEFINE_string("model", None, "Training output directory (hparams.json + checkpoint).",
+                        flag_values=fv)
+    flags.DEFINE_string("data", None, data_help, flag_values=fv)
+    flags.DEFINE_string("out", None, "Output directory (absent or empty).", flag_values=fv)
+    flags.DEFINE_enum("weights", "auto", ["auto", "ema", "online"], "auto = EMA when the run "
+                      "kept it.", flag_values=fv)
+
+
 PROGRAM = cli.Program("evaluate", __doc__, required=("model", "data", "out"))
-flags.DEFINE_string("model", None, "Training output directory (hparams.json + checkpoint).",
-                    flag_values=PROGRAM.flags)
-flags.DEFINE_string("data", None, "Split directory written by prepare_splits.",
-                    flag_values=PROGRAM.flags)
-flags.DEFINE_string("out", None, "Output directory (absent or empty).", flag_values=PROGRAM.flags)
-flags.DEFINE_enum("weights", "auto", ["auto", "ema", "online"], "auto = EMA when the run kept "
-                  "it.", flag_values=PROGRAM.flags)
+define_model_flags(PROGRAM, data_help="Split directory written by prepare_splits.")
 flags.DEFINE_integer("batch_size", None, "Evaluation batch; default the run's "
                      "run.per_worker_eval_batch_size.", flag_values=PROGRAM.flags)
 
@@ -68,14 +75,17 @@ def run(*, model, data, out, weights="auto", batch_size=None) -> dict:
 
 
 def main(argv=None):
-    from fixmatch import evaluation
-
     def body(f, _):
         return run(model=f.model, data=f.data, out=f.out, weights=f.weights,
                    batch_size=f.batch_size)
 
-    return PROGRAM.main(body, argv, errors=(split_dir.SplitDirError,
-                                            evaluation.EvaluationError))
+    return PROGRAM.main(body, argv, errors=model_errors)
+
+
+def model_errors():
+    """The bad-input errors of a program that loads a trained run (evaluate, export)."""
+    from fixmatch import evaluation
+    return split_dir.SplitDirError, evaluation.EvaluationError
 
 
 if __name__ == "__main__":

@@ -14,20 +14,13 @@ classes.txt and export.json (what was exported, and the signature).
 
 import sys
 
-from absl import flags
-
 from fixmatch import fs, jsonio
 from fixmatch.data import split_dir
 from stages import cli
+from stages.evaluate import define_model_flags, model_errors
 
 PROGRAM = cli.Program("export", __doc__, required=("model", "data", "out"))
-flags.DEFINE_string("model", None, "Training output directory (hparams.json + checkpoint).",
-                    flag_values=PROGRAM.flags)
-flags.DEFINE_string("data", None, "The split the model was trained on (for its class names).",
-                    flag_values=PROGRAM.flags)
-flags.DEFINE_string("out", None, "Output directory (absent or empty).", flag_values=PROGRAM.flags)
-flags.DEFINE_enum("weights", "auto", ["auto", "ema", "online"], "auto = EMA when the run kept "
-                  "it.", flag_values=PROGRAM.flags)
+define_model_flags(PROGRAM, data_help="The split the model was trained on (for its class names).")
 
 SAVED_MODEL_DIR = "saved_model"
 EXPORT_FILE = "export.json"
@@ -51,13 +44,10 @@ def run(*, model, data, out, weights="auto") -> dict:
 
 
 def main(argv=None):
-    from fixmatch import evaluation
-
     def body(f, _):
         return run(model=f.model, data=f.data, out=f.out, weights=f.weights)
 
-    return PROGRAM.main(body, argv, errors=(split_dir.SplitDirError,
-                                            evaluation.EvaluationError))
+    return PROGRAM.main(body, argv, errors=model_errors)
 
 
 if __name__ == "__main__":

@@ -99,11 +99,15 @@ def run(*, supervised, fixmatch, supervised_eval, fixmatch_eval, out) -> dict:
     return report
 
 
-def print_report(report_dir: str, stream=None) -> None:
+def print_report(report_dir: str, *, export_dir=None, stream=None) -> None:
     """Prints the table of a finished report directory (FullRun's last words)."""
     report = jsonio.read_json(fs.join(report_dir, REPORT_JSON))
-    print(f"\n{format_table(report)}\n\nreport: {fs.join(report_dir, REPORT_MD)}, plot: "
-          f"{fs.join(report_dir, PLOT)}", file=stream or sys.stdout, flush=True)
+    lines = [f"\n{format_table(report)}\n", f"report: {fs.join(report_dir, REPORT_MD)}",
+             f"plot:   {fs.join(report_dir, PLOT)}"]
+    if export_dir:
+        lines.append(f"model:  {export_dir} (python -m stages.predict --model {export_dir} "
+                     "IMAGE ...)")
+    print("\n".join(lines), file=stream or sys.stdout, flush=True)
 
 
 def main(argv=None):
