@@ -104,5 +104,14 @@ def sharpness(image, factor):
     gain = _gain(1.0 - tf.cast(factor, tf.float64), 13.0)
     interior = _to_uint8(center + gain * (_box(x, 3) - 9.0 * center), clip=True)
     # Border rows/columns are unchanged (the degenerate image equals x there, so the blend is x).
-    middle = tf.concat([image[1:-1, :1], interior, image[1:-1, -1:]], axis=1)
-    return tf.concat([image[:1], middle, image[-1:]], axis=0)
+    middle = tf.concat([image[1:-1, :1], interior, image[1:-1, _last(image, 1):]], axis=1)
+    return tf.concat([image[:1], middle, image[_last(image, 0):]], axis=0)
+
+
+def _last(image, axis):
+    """Start of the last row/column along `axis`, past the end if the image is one pixel thick
+    there (its only row/column is then already the first)."""
+    size = image.shape[axis]
+    if size is None:
+        return tf.maximum(tf.shape(image)[axis] - 1, 1)
+    return max(size - 1, 1)
