@@ -18,8 +18,9 @@ Rounding: every box sum of uint8 values is an integer far below 2^24, so it is e
 whatever order the adds run in (Grappler may regroup adds into AddN). The blend with the original
 is then the single inexact step `x + g * D`, with D an exact integer (or half-integer) image and
 g = f / divisor a scalar: `blend(x, K x + 0.5, f) = x + (f / n) (n K x + n / 2 - n x)`. Both
-image-sized inexact ops take a non-constant operand, so no constant folding can re-associate them
-(see commit 76828e4: folded constants once flipped .5 ties between eager and tf.function).
+image-sized inexact ops take a non-constant operand, and g is computed behind a cast (`_gain`), so
+constant folding cannot re-associate them with the caller's level-to-factor arithmetic (see
+commit 76828e4: folded constants once flipped .5 ties between eager and tf.function).
 Sharpness truncates its smoothed image to uint8 before blending in the reference; this form does
 not, so it may differ from the literal formula by one grey level (tests check within 1).
 """
