@@ -16,7 +16,9 @@ extra time, which removes the job's fixed start-up cost (imports, worker process
 passes) and shows the per-image cost on a large input. Peak RSS is sampled from /proc every
 50 ms over the child's process tree: the driver (the local runner keeps Beam's inter-stage
 data, here keys only, in its memory), the largest worker process (decodes and writes), and
-the sum. Target (issue 3): ratio >= 0.8, RSS(4N) / RSS(N) < 1.5.
+the sum. Target (issue 3): ratio >= 0.8, RSS(4N) / RSS(N) < 1.5. The first line names the CPU
+and whether the job's TensorFlow will run oneDNN (bench/machine.py; the child inherits this
+environment).
 """
 
 import argparse
@@ -32,10 +34,14 @@ import tempfile
 import threading
 import time
 
-import numpy as np
-from PIL import Image
-
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, REPO)
+
+import numpy as np  # noqa: E402
+from PIL import Image  # noqa: E402
+
+from bench import machine  # noqa: E402
+
 WIDTH, HEIGHT = 500, 375
 
 
@@ -167,6 +173,7 @@ def main():
     args = parser.parse_args()
     cores = os.cpu_count()
     work = args.workdir or tempfile.mkdtemp(prefix="bench_prepare_splits_")
+    print(machine.header())
     try:
         t = time.perf_counter()
         pool = pool_of(os.path.join(work, "pool"), 4 * args.n, args.classes)

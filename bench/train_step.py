@@ -11,7 +11,9 @@ The baseline is `model.fit` with `steps_per_execution` equal to the block
 length (Keras' own fastest setting). Each side is warmed up (tracing), then the
 sides are timed in turn `--repeats` times (interleaved, so a busy machine slows
 both alike) and the medians are reported, per wall second and per CPU second of
-this process (robust when other jobs share the cores). Ratio = engine / fit.
+this process (robust when other jobs share the cores). Ratio = engine / fit. The summary's
+first line names the CPU and whether oneDNN is on (bench/machine.py): both sides' convolutions
+run on oneDNN or on Eigen accordingly.
 """
 
 import argparse
@@ -28,6 +30,7 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
+from bench import machine  # noqa: E402
 from fixmatch.models import build_model  # noqa: E402
 from fixmatch.train import ema, loop, steps  # noqa: E402
 
@@ -133,7 +136,8 @@ def main():
         runners["engine, XLA"] = engine_runner(args, images, labels, use_xla=True)
         runners["keras fit, XLA"] = fit_runner(args, images, labels, jit_compile=True)
     rows = list(interleaved_rates(args, runners).items())
-    print(f"\n{args.model} {args.image_size}px batch {args.batch_size}, {args.steps} steps "
+    print("\n" + machine.header())
+    print(f"{args.model} {args.image_size}px batch {args.batch_size}, {args.steps} steps "
           f"per block, median of {args.repeats}, CPU threads "
           f"{tf.config.threading.get_intra_op_parallelism_threads() or 'default'}")
     print(f"{'path':<36} {'images/s':>10} {'images/cpu-s':>13}")
