@@ -5,11 +5,9 @@ luigi.cfg `[pipeline] root` (default ./runs) or `--root`. Luigi finds tasks by i
 package, so it imports every task module, one line each.
 """
 
-import os
+from fixmatch import tf_env
 
-# TensorFlow's C++ INFO lines (oneDNN, CPU features) drown the pipeline's own progress
-# output; warnings and errors still show. An explicit setting by the user wins.
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")
+tf_env.apply_defaults()  # before any task imports TensorFlow
 
 from pipeline import cache  # noqa: F401
 from pipeline import data_tasks  # noqa: F401
