@@ -67,7 +67,9 @@ DEFAULT_FIXMATCH_HPARAMS = {
 # Values the reference took from flags or fixed in code; defaults equal the reference's.
 PROJECT_HPARAMS = {
     "model": {"name": "resnet50"},
-    "input": {"image_size": 224},
+    # crop_min_area: the smallest training crop as a fraction of the image (the reference's
+    # Inception crop area range starts at 0.08); data sets with small objects want more.
+    "input": {"image_size": 224, "crop_min_area": 0.08},
     "run": {
         "per_worker_batch_size": 128,
         "per_worker_eval_batch_size": 128,
@@ -172,6 +174,7 @@ _RULES = {
     "input.scale_and_center": ("bool", None),
     "input.use_default_augment": ("bool", None),
     "input.image_size": ("int", _at_least(8)),
+    "input.crop_min_area": ("number", _between(0, 1, lo_open=True)),
     "learning_rate.base_lr": ("number", _at_least(0, strict=True)),
     "learning_rate.use_warmup": ("bool", None),
     "learning_rate.warmup_epochs": ("number", _at_least(0)),

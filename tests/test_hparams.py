@@ -121,6 +121,8 @@ def test_decay_epochs_accepts_a_list_of_boundaries():
     ("fixmatch", '"uratio": 0', "uratio"),
     ("fixmatch", '"uratio": 2.5', "uratio"),
     ("supervised", '"augment": {"type": "autoaugment"}', "augment.type"),
+    ("supervised", '"input": {"crop_min_area": 0}', "input.crop_min_area"),
+    ("fixmatch", '"input": {"crop_min_area": 1.5}', "input.crop_min_area"),
     ("supervised", '"bfloat16": "yes"', "bfloat16"),
     ("supervised", '"num_epochs": true', "num_epochs"),
     ("supervised", '"num_epochs": "300"', "num_epochs"),

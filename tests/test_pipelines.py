@@ -323,3 +323,24 @@ def test_per_replica_batches_under_mirrored_strategy(split_dir):
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "MIRRORED-OK" in proc.stdout
+
+
+def test_crop_min_area_reaches_the_weak_crop(split_dir, monkeypatch):
+    seen = []
+    real = pipelines.weak.weak_from_jpeg
+
+    def recording(encoded, **kw):
+        seen.append(kw["min_area"])
+        return real(encoded, **kw)
+
+    monkeypatch.setattr(pipelines.weak, "weak_from_jpeg", recording)
+    ds = pipelines.fixmatch_dataset(split_dir, image_size=SIZE, batch_size=2, uratio=1,
+                                    strong=lambda x: x, hparams_input={"crop_min_area": 0.4})
+    next(iter(ds))
+    assert seen == [0.4, 0.4]  # traced once for the labeled, once for the unlabeled stream
+    seen.clear()
+    next(iter(pipelines.labeled_dataset(split_dir, image_size=SIZE, batch_size=2)))
+    assert seen == [0.08]  # the reference's Inception crop by default
+    with pytest.raises(ValueError, match="crop_min_area"):
+        pipelines.labeled_dataset(split_dir, image_size=SIZE, batch_size=2,
+                                  hparams_input={"crop_min_area": 0})

@@ -64,6 +64,18 @@ def test_random_crop_window_respects_area_and_aspect_ranges():
     assert centered < 30  # fallback is the exception on a 4:3 image
 
 
+def test_crop_min_area_raises_the_smallest_crop():
+    shape = tf.constant([375, 500, 3])
+    sample = tf.function(lambda s: weak.random_crop_window(shape, seed=s, min_area=0.5))
+    center = _expected_eval_window(375, 500)
+    areas = []
+    for i in range(200):
+        y, x, h, w = sample(tf.constant([i, 3], tf.int64)).numpy().tolist()
+        if [y, x, h, w] != center:
+            areas.append(h * w / (375 * 500))
+    assert len(areas) > 150 and min(areas) >= 0.5 - 0.005 and max(areas) > 0.9
+
+
 def test_random_crop_window_falls_back_to_center_crop():
     # 1000x10: no box with aspect in [3/4, 4/3] covers 8% of the area, so the
     # sampler returns the whole image and the eval center crop is used instead.

@@ -45,7 +45,7 @@ INTERLEAVE_CYCLE = 16
 READ_BUFFER_BYTES = 16 * 1024 * 1024
 
 _INPUT_DEFAULTS = {"saturate_uint8": True, "scale_and_center": True,
-                   "use_default_augment": True}
+                   "use_default_augment": True, "crop_min_area": weak.AREA_RANGE[0]}
 _AUTOTUNE = tf.data.AUTOTUNE
 
 # The map functions (and every augmentation they call) are plain graph code without Python
@@ -81,7 +81,12 @@ def _input_options(hparams_input, image_size):
         if key not in opts:
             raise ValueError(f"unknown hparams_input key {key!r}; known: "
                              f"{sorted(opts) + ['image_size']}")
-        if not isinstance(value, bool):
+        if key == "crop_min_area":
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not (
+                    0 < value <= 1):
+                raise ValueError(f"hparams_input['crop_min_area'] must be in (0, 1], got "
+                                 f"{value!r}")
+        elif not isinstance(value, bool):
             raise ValueError(f"hparams_input[{key!r}] must be true/false, got {value!r}")
         opts[key] = value
     return opts
@@ -189,7 +194,8 @@ def _finish(ds, *, batch_size, training, float_keys, opts, image_dtype):
 def _weak(encoded, image_size, opts):
     return weak.weak_from_jpeg(encoded, image_size=image_size,
                                flip=opts["use_default_augment"],
-                               saturate_uint8=opts["saturate_uint8"])
+                               saturate_uint8=opts["saturate_uint8"],
+                               min_area=float(opts["crop_min_area"]))
 
 
 def _needs_uint8(opts, **callables):
