@@ -10,7 +10,6 @@ files and reports progress; the pictures come from `fixmatch.demo_images`. It wr
 manifest: the cached pipeline task that calls `run()` writes one last, beside these files.
 """
 
-import json
 import numbers
 import os
 import shutil

@@ -17,7 +17,7 @@ from PIL import Image
 from fixmatch.data import schema
 from fixmatch.evaluation import EvaluationError
 from fixtures.split_dirs import CLASSES, write_split
-from stages import cli, evaluate, export, predict, train_supervised
+from stages import cli, evaluate, export, train_supervised
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
