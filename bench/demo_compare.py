@@ -5,7 +5,8 @@ programs with `run.seed` = 1..N, alternating (so a machine slowing down hits bot
 in a fresh process, and prints each run's EMA top-1 and the mean and sample standard deviation.
 
     python bench/demo_compare.py --data runs/prepare_splits/<fp> [--seeds 5] [--preset demo]
-    python bench/demo_compare.py --data DIR --hparams '"augment": {"type": "cta"}'
+    python bench/demo_compare.py --data DIR --hparams '"input": {"crop_min_area": 0.35}' \
+        --fixmatch_hparams '"fixmatch": {"wu": 1, "confidence": 0.95}'
 
 --data is a finished split (e.g. `luigi --module pipeline PrepareSplits --local-scheduler`
 builds the demo's); model dirs go under --work (default: a new temporary directory).
@@ -21,11 +22,14 @@ import tempfile
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+from fixmatch import hparams as hparams_lib  # noqa: E402
 PROGRAMS = ("supervised", "fixmatch")
 
 
 def run_one(program, *, data, model_dir, preset, seed, hparams):
-    overrides = json.dumps({"run": {"seed": seed}})[1:-1] + (f", {hparams}" if hparams else "")
+    overrides = json.dumps(hparams_lib.merge_overrides(*hparams, {"run": {"seed": seed}}))
     cmd = [sys.executable, "-m", f"stages.train_{program}", "--data", data, "--model_dir",
            model_dir, "--preset", preset, "--hparams", overrides]
     start = time.time()
@@ -50,17 +54,22 @@ def main():
     parser.add_argument("--seeds", type=int, default=5, help="Runs per program (seeds 1..N).")
     parser.add_argument("--preset", default="demo")
     parser.add_argument("--hparams", default="", help="Extra overrides for both programs.")
+    for program in PROGRAMS:
+        parser.add_argument(f"--{program}_hparams", default="",
+                            help=f"Extra overrides for the {program} program only.")
     parser.add_argument("--work", default=None, help="Where the model dirs go.")
     args = parser.parse_args()
     work = args.work or tempfile.mkdtemp(prefix="demo_compare-")
     results = {p: [] for p in PROGRAMS}
     print(f"# {args.seeds} seeds per program, preset {args.preset}, data {args.data}, "
-          f"work {work}", flush=True)
+          f"hparams {args.hparams!r}, supervised {args.supervised_hparams!r}, fixmatch "
+          f"{args.fixmatch_hparams!r}, work {work}", flush=True)
     print("program     seed  top1(EMA)  top5   steps  wall_s  mask   pseudo", flush=True)
     for seed in range(1, args.seeds + 1):
         for program in PROGRAMS:
             m = run_one(program, data=args.data, model_dir=os.path.join(work, f"{program}-{seed}"),
-                        preset=args.preset, seed=seed, hparams=args.hparams)
+                        preset=args.preset, seed=seed,
+                        hparams=(args.hparams, getattr(args, f"{program}_hparams")))
             results[program].append(m)
             extra = (f"  {m['mask_rate']:.3f}  {m['pseudo_label_accuracy'] or float('nan'):.3f}"
                      if program == "fixmatch" else "")
