@@ -63,6 +63,9 @@ DEFAULT_FIXMATCH_HPARAMS = {
         "confidence": 0.7,
     },
 }
+# FixMatch's own project keys. strong_labeled: the reference trains labeled images on the
+# weak view only; true gives them the strong augmentation, as the supervised baseline has.
+PROJECT_FIXMATCH_HPARAMS = {"fixmatch": {"strong_labeled": False}}
 
 # Values the reference took from flags or fixed in code; defaults equal the reference's.
 PROJECT_HPARAMS = {
@@ -75,6 +78,8 @@ PROJECT_HPARAMS = {
         "per_worker_eval_batch_size": 128,
         "steps_per_run": 1000,
         "max_steps": None,  # optional cap on total_steps (smoke runs, quick experiments)
+        # optional floor on total_steps: small splits get longer epochs, not fewer steps
+        "min_steps": None,
         "use_xla": False,
         "keep_checkpoints": 3,
         "seed": None,  # int: seeds model initialisation, every augmentation and shuffle
@@ -194,11 +199,13 @@ _RULES = {
     "uratio": ("int", _at_least(1)),
     "fixmatch.wu": ("number", _at_least(0)),
     "fixmatch.confidence": ("number", _between(0, 1, lo_open=True)),
+    "fixmatch.strong_labeled": ("bool", None),
     "model.name": ("str", _one_of(MODEL_NAMES)),
     "run.per_worker_batch_size": ("int", _at_least(1)),
     "run.per_worker_eval_batch_size": ("int", _at_least(1)),
     "run.steps_per_run": ("int", _at_least(1)),
     "run.max_steps": ("int?", _at_least(1)),
+    "run.min_steps": ("int?", _at_least(1)),
     "run.use_xla": ("bool", None),
     "run.keep_checkpoints": ("int", _at_least(1)),
     "run.seed": ("int?", _between(0, 2**31 - 1)),
@@ -274,7 +281,8 @@ def defaults(program: str) -> dict:
     hp = copy.deepcopy(DEFAULT_COMMON_HPARAMS)
     if program == "fixmatch":
         hp.update(copy.deepcopy(DEFAULT_FIXMATCH_HPARAMS))
-    for section, values in PROJECT_HPARAMS.items():
+    project = PROJECT_HPARAMS | (PROJECT_FIXMATCH_HPARAMS if program == "fixmatch" else {})
+    for section, values in project.items():
         hp.setdefault(section, {}).update(copy.deepcopy(values))
     return hp
 

@@ -53,8 +53,9 @@ class Program:
         return f"{self.doc.strip()}\n\nflags:\n{self.flags.get_help()}"
 
     def error(self, message) -> int:
+        """One line on stderr; exit code 2 (bad input) unless the error names its own."""
         print(f"{self.name}: error: {message}", file=sys.stderr, flush=True)
-        return 2
+        return getattr(message, "exit_code", 2)
 
     def main(self, body, argv=None, *, errors=()) -> int:
         """Runs `body(flags, rest) -> JSON-able result or None`; returns the exit code.

@@ -11,11 +11,14 @@ from absl import flags
 from fixmatch import hparams as hparams_lib
 from fixmatch.data import split_dir
 from fixmatch.splitting import names
-from fixmatch.train import experiment
+from fixmatch.train import experiment, faults
 
-#: Bad input a training program reports as `<program>: error: ...` (exit code 2).
+#: Errors a training program reports as one line `<program>: error: ...`: bad input (exit
+#: code 2), a diverged loss or unreadable checkpoints (1), a stop on SIGTERM after saving
+#: (75: rerun to resume).
 ERRORS = (hparams_lib.HParamsError, split_dir.SplitDirError, experiment.ModelDirError,
-          names.SplitNameError)
+          names.SplitNameError, faults.TrainingDiverged, faults.TrainingInterrupted,
+          faults.CheckpointError)
 
 RUN_FLAGS = ("steps_per_run", "per_worker_batch_size", "per_worker_eval_batch_size")
 

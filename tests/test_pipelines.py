@@ -221,6 +221,15 @@ def test_fixmatch_dataset_zips_labeled_and_unlabeled(split_dir):
     np.testing.assert_allclose(batch["unsup_aug_image"], -batch["unsup_image"], atol=1e-6)
 
 
+@pytest.mark.parametrize("strong_labeled", [False, True])
+def test_strong_labeled_gives_labeled_images_the_strong_view(split_dir, strong_labeled):
+    black = _first(pipelines.fixmatch_dataset(split_dir, image_size=SIZE, batch_size=2, uratio=1,
+                                              strong=tf.zeros_like, image_dtype=tf.float32,
+                                              strong_labeled=strong_labeled))
+    np.testing.assert_array_equal(black["unsup_aug_image"], -1.0)
+    assert bool(np.all(black["image"] == -1.0)) == strong_labeled
+
+
 def test_input_hparams_switch_flip_and_scaling(split_dir):
     raw = _first(pipelines.eval_dataset(split_dir, image_size=SIZE, batch_size=7,
                                         hparams_input={"scale_and_center": False},

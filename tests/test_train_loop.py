@@ -7,50 +7,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from fixmatch.models import build_model
 from fixmatch.train import history as history_lib
-from fixmatch.train import loop, schedule
-from fixmatch.train.strategy import select_strategy
-
-SIZE, CLASSES = 16, 3
-
-
-def synthetic(n, seed):
-    """Classes differ by mean colour: learnable in a few dozen steps."""
-    rng = np.random.default_rng(seed)
-    labels = rng.integers(0, CLASSES, n)
-    images = rng.normal(scale=0.5, size=(n, SIZE, SIZE, 3)).astype("float32")
-    images[..., 0] += (labels - 1.0)[:, None, None]
-    return {"image": images, "label": labels.astype("int64")}
-
-
-TRAIN, VAL = synthetic(96, 0), synthetic(40, 1)
-
-
-def train_fn(ctx):
-    ds = tf.data.Dataset.from_tensor_slices(TRAIN).repeat().shuffle(96, seed=0)
-    return ds.batch(ctx.get_per_replica_batch_size(16), drop_remainder=True)
-
-
-def eval_fn(ctx):
-    return tf.data.Dataset.from_tensor_slices(VAL).batch(ctx.get_per_replica_batch_size(16))
-
-
-def run(model_dir, *, total_steps, lines, **kw):
-    spe = schedule.steps_per_epoch(num_labeled=96, global_batch_size=16)
-    config = loop.LoopConfig(model_dir=str(model_dir), total_steps=total_steps,
-                             steps_per_run=kw.pop("steps_per_run", 10), steps_per_epoch=spe,
-                             global_batch_size=16, ema_decay=0.8, keep_checkpoints=2, **kw)
-    lr = schedule.EpochSchedule(schedule.create_learning_rate_fn(
-        base_lr=0.8, global_batch_size=16, steps_per_epoch=spe, use_warmup=True,
-        warmup_epochs=1, decay_rate=0.1, decay_epochs=[8]))
-    strategy = select_strategy(environ={})
-    return loop.train_and_evaluate(
-        strategy=strategy, config=config,
-        model_fn=lambda: build_model("resnet_tiny", num_classes=CLASSES, image_size=SIZE),
-        learning_rate=lr, train_data=strategy.distribute_datasets_from_function(train_fn),
-        eval_data=strategy.distribute_datasets_from_function(eval_fn),
-        log=lines.append)
+from fixmatch.train import loop
+from fixtures.tiny_loop import CLASSES, SIZE, TRAIN, run
 
 
 def read_scalars(log_dir):

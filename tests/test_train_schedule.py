@@ -81,3 +81,22 @@ def test_bad_counts_are_rejected_with_the_value():
     with pytest.raises(ValueError, match="global_batch_size.*-1"):
         schedule.steps_per_epoch(num_labeled=10, global_batch_size=-1)
     assert math.isclose(schedule.steps_per_epoch(num_labeled=10, global_batch_size=4), 2.5)
+
+
+def test_min_steps_stretches_the_epoch_not_the_epoch_count():
+    # 30 labels at batch 64: 240 epochs are 113 steps; a floor of 1000 makes each epoch longer,
+    # so warm-up and decays stay at the same fraction of training.
+    spe = schedule.steps_per_epoch(num_labeled=30, global_batch_size=64)
+    stretched = schedule.stretch_for_min_steps(spe, num_epochs=240, min_steps=1000)
+    assert stretched == pytest.approx(1000 / 240)
+    assert schedule.total_steps(steps_per_epoch=stretched, num_epochs=240) == 1000
+    fn = make(steps_per_epoch=stretched, warmup_epochs=5, decay_epochs=180, base_lr=0.8,
+              global_batch_size=64)
+    assert lr_at(fn, 749) == pytest.approx(0.2, rel=1e-5)  # before epoch 180 = step 750
+    assert lr_at(fn, 750) == pytest.approx(0.02, rel=1e-5)
+
+
+def test_min_steps_leaves_long_enough_schedules_alone():
+    spe = schedule.steps_per_epoch(num_labeled=300, global_batch_size=64)
+    assert schedule.stretch_for_min_steps(spe, num_epochs=240, min_steps=1000) == spe
+    assert schedule.stretch_for_min_steps(spe, num_epochs=240, min_steps=None) == spe

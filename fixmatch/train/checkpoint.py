@@ -19,6 +19,7 @@ import shutil
 import tensorflow as tf
 
 from fixmatch import fs, jsonio
+from fixmatch.train.faults import CheckpointError
 
 CHECKPOINT_NAME = "checkpoint"  # files checkpoint-<step>.*; the state file is `checkpoint`
 
@@ -56,12 +57,35 @@ class CheckpointKeeper:
         """Path of the newest checkpoint in model_dir, or None."""
         return self._latest
 
-    def restore(self) -> bool:
-        """Restores the newest checkpoint if there is one; True when restored."""
-        if not self._latest:
-            return False
-        self._checkpoint.restore(self._latest).assert_existing_objects_matched()
-        return True
+    def restore(self, log=print) -> bool:
+        """Restores the newest readable checkpoint; True when one was restored.
+
+        An unreadable newest checkpoint (a crash mid-write, a damaged disk) is reported through
+        `log` and the previous one is tried, down to the oldest kept; if none can be read this
+        raises CheckpointError rather than silently starting again from step 0.
+        """
+        state = tf.train.get_checkpoint_state(self._model_dir)
+        paths = list(reversed(state.all_model_checkpoint_paths)) if state else []
+        if self._latest and self._latest not in paths:
+            paths.insert(0, self._latest)
+        failures = []
+        for path in paths:
+            try:
+                self._checkpoint.restore(path).assert_existing_objects_matched()
+            except Exception as e:  # damage surfaces as OpError, IndexError, ValueError, ...
+                reason = str(e).strip().splitlines()[0][:200] if str(e).strip() else type(e).__name__
+                failures.append(f"{os.path.basename(path)}: {reason}")
+                log(f"checkpoint {path} cannot be restored ({reason}); trying the previous one")
+                continue
+            if failures:
+                log(f"resuming from {path} instead of the newest checkpoint")
+            self._latest = path
+            return True
+        if failures:
+            raise CheckpointError(
+                f"no checkpoint in {self._model_dir} can be restored ({'; '.join(failures)}); "
+                "move them away to train from step 0, or give a new --model_dir")
+        return False
 
     def save(self, step: int) -> str:
         path = self._manager.save(checkpoint_number=int(step))

@@ -30,7 +30,7 @@ class Plan:
     replicas: int
     global_batch: int
     global_eval_batch: int
-    steps_per_epoch: float
+    steps_per_epoch: float  # of the schedule: more than a pass when run.min_steps stretches it
     total_steps: int
     images_per_step: int
 
@@ -43,7 +43,9 @@ def make_plan(program: str, hp: dict, split: split_lib.Split, *, replicas: int) 
     from fixmatch.train import schedule
     run_hp = hp["run"]
     global_batch = run_hp["per_worker_batch_size"] * replicas
-    spe = schedule.steps_per_epoch(num_labeled=split.num_labeled, global_batch_size=global_batch)
+    spe = schedule.stretch_for_min_steps(
+        schedule.steps_per_epoch(num_labeled=split.num_labeled, global_batch_size=global_batch),
+        num_epochs=hp["num_epochs"], min_steps=run_hp["min_steps"])
     # FixMatch's forward pass sees B labeled + uratio*B weak + uratio*B strong images.
     views = 1 + 2 * hp["uratio"] if program == "fixmatch" else 1
     return Plan(replicas=replicas, global_batch=global_batch,
@@ -135,10 +137,12 @@ def train_and_evaluate(*, program: str, hp: dict, split: split_lib.Split, model_
     common = dict(image_size=image_size, probe=probe, hparams_input=hp_input,
                   seed=hp["run"]["seed"])
     if program == "fixmatch":
-        # Labeled images stay weak; the strong view is for the unlabeled ones (spec 4.3/4.4).
+        # Labeled images stay weak (spec 4.3/4.4) unless fixmatch.strong_labeled is set.
+        fm = hp["fixmatch"]
         train_fn = functools.partial(pipelines.fixmatch_dataset, split.path, uratio=hp["uratio"],
-                                     strong=strong, with_labels=True, **common)
-        objective = steps.make_fixmatch_objective(**hp["fixmatch"])
+                                     strong=strong, with_labels=True,
+                                     strong_labeled=fm["strong_labeled"], **common)
+        objective = steps.make_fixmatch_objective(wu=fm["wu"], confidence=fm["confidence"])
     else:
         train_fn = functools.partial(pipelines.labeled_dataset, split.path, training=True,
                                      strong=strong, **common)

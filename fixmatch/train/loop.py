@@ -3,6 +3,8 @@
     restore -> while step < total_steps:
                    (CTA) hand the sampling table to the pipelines
                    run min(steps_per_run, remaining) steps in one compiled call
+                   (a non-finite loss: raise, naming the step, saving nothing;
+                    SIGTERM: save this step's checkpoint, raise TrainingInterrupted)
                    write training scalars
                    evaluate online + EMA on the whole validation set
                    checkpoint, append to history.jsonl, print a progress line
@@ -28,7 +30,8 @@ from fixmatch import fs, jsonio
 from fixmatch.train import checkpoint as ckpt_lib
 from fixmatch.train import ema as ema_lib
 from fixmatch.train import history as history_lib
-from fixmatch.train import metrics, steps, summaries
+from fixmatch.train import metrics, preemption, steps, summaries
+from fixmatch.train.faults import TrainingDiverged, TrainingInterrupted
 from fixmatch.train.strategy import worker_role
 
 
@@ -115,7 +118,7 @@ def train_and_evaluate(*, strategy, config: LoopConfig, model_fn, learning_rate,
     keeper = ckpt_lib.CheckpointKeeper(checkpoint=checkpoint, model_dir=config.model_dir,
                                        keep=config.keep_checkpoints, is_chief=is_chief,
                                        worker_id=worker_id)
-    if keeper.restore():
+    if keeper.restore(log=log):
         log(f"restored {keeper.latest} (step {int(optimizer.iterations.numpy())})")
     step = int(optimizer.iterations.numpy())
 
@@ -135,9 +138,11 @@ def train_and_evaluate(*, strategy, config: LoopConfig, model_fn, learning_rate,
                                           decay=config.ema_decay) if ema_model else None)
     train_keys = (list(getattr(objective, "sum_keys", steps.TRAIN_SUM_KEYS))
                   + list(cta.sum_keys if cta else []))
+    watcher = preemption.StopWatcher()  # outside the strategy scope: one host variable
     train_block = steps.make_train_block(strategy=strategy, replica_step=replica_step,
                                          after_update=after_update,
-                                         example_sums=dict.fromkeys(train_keys))
+                                         example_sums=dict.fromkeys(train_keys),
+                                         stop=watcher.flag)
     evaluate = steps.make_evaluate(
         strategy=strategy, example_sums=dict.fromkeys(steps.EVAL_SUM_KEYS),
         replica_eval_step=functools.partial(steps.eval_step, model=model, ema_model=ema_model,
@@ -157,54 +162,47 @@ def train_and_evaluate(*, strategy, config: LoopConfig, model_fn, learning_rate,
     test = train = None
     train_seconds, trained_steps = 0.0, 0
     steady_seconds, steady_steps = 0.0, 0  # blocks after this process's first (no tracing)
-    while step < config.total_steps:
-        num_steps = min(config.steps_per_run, config.total_steps - step)
-        if cta is not None:
-            cta.policy.set_probs(cta.state.probs)
-        t0 = time.time()
-        sums = train_block(train_iter, tf.constant(num_steps, tf.int32))
-        train = metrics.finalize_train({k: v.numpy() for k, v in sums.items()},
-                                       num_steps=num_steps)
-        seconds = time.time() - t0
-        if trained_steps:
-            steady_seconds, steady_steps = steady_seconds + seconds, steady_steps + num_steps
-        train_seconds, trained_steps = train_seconds + seconds, trained_steps + num_steps
-        step += num_steps
-        images_per_sec = num_steps * images_per_step / seconds
-        epoch = step / config.steps_per_epoch
-        x = x_axis(step)
-        # The reference's names: FixMatch logs train/total_loss, the supervised program train/loss.
-        loss_name = "train/total_loss" if "xeu" in train else "train/loss"
-        scalars = {loss_name: train["loss"], "train/accuracy": train["accuracy"],
-                   "train/learning_rate": float(learning_rate(step - 1)),
-                   "train/steps_per_second": num_steps / seconds,
-                   "train/cur_epoch": epoch, "images/s": images_per_sec}
-        for key, value in train.items():
-            if key in ("xe", "xeu", "wd"):
-                scalars[f"loss/{key}"] = value
-            elif key.startswith("cta_"):
-                scalars[f"cta/{key[4:]}"] = value
-            elif key == "mask":
-                scalars["train/mask_rate"] = value  # FixMatch: share of pseudo-labels kept
-            elif key not in ("loss", "accuracy", "steps") and math.isfinite(value):
-                scalars[f"train/{key}"] = value  # e.g. train/pseudo_label_accuracy
-        writer.scalars(x, scalars)
-
-        test = metrics.finalize_eval({k: v.numpy() for k, v in evaluate(eval_data).items()})
-        writer.scalars(x, {f"test/{k}": v for k, v in test.items() if k != "count"})
-        keeper.save(step)
-        history.append({"step": step, "epoch": epoch, "x": x, "seconds": seconds,
-                        "images_per_sec": images_per_sec, "train": train, "test": test})
-        eta = (config.total_steps - step) * seconds / num_steps
-        log(summaries.progress_line(
-            step=step, total_steps=config.total_steps, epoch=epoch, loss=train["loss"],
-            images_per_sec=images_per_sec, eta_seconds=eta,
-            top1=test["ema_accuracy"] if config.use_ema else test["accuracy"],
-            mask_rate=train.get("mask"), pseudo_accuracy=train.get("pseudo_label_accuracy")))
+    with watcher, writer:
+        while step < config.total_steps:
+            num_steps = min(config.steps_per_run, config.total_steps - step)
+            if cta is not None:
+                cta.policy.set_probs(cta.state.probs)
+            t0 = time.time()
+            sums = {k: v.numpy() for k, v in
+                    train_block(train_iter, tf.constant(num_steps, tf.int32)).items()}
+            seconds = time.time() - t0
+            ran = int(sums.pop("steps_run"))
+            check_finite(sums, step=step + ran, latest=keeper.latest)
+            if ran == 0:  # stopped before the first step of the block
+                stop_after_signal(watcher, keeper, step)
+            train = metrics.finalize_train(sums, num_steps=ran)
+            if trained_steps:
+                steady_seconds, steady_steps = steady_seconds + seconds, steady_steps + ran
+            train_seconds, trained_steps = train_seconds + seconds, trained_steps + ran
+            step += ran
+            if watcher.requested:  # save the steps done, skip the evaluation
+                stop_after_signal(watcher, keeper, step)
+            images_per_sec = ran * images_per_step / seconds
+            epoch = step / config.steps_per_epoch
+            x = x_axis(step)
+            writer.scalars(x, train_scalars(train, step=step, seconds=seconds, epoch=epoch,
+                                            learning_rate=learning_rate,
+                                            images_per_sec=images_per_sec))
+            test = metrics.finalize_eval({k: v.numpy()
+                                          for k, v in evaluate(eval_data).items()})
+            writer.scalars(x, {f"test/{k}": v for k, v in test.items() if k != "count"})
+            keeper.save(step)
+            history.append({"step": step, "epoch": epoch, "x": x, "seconds": seconds,
+                            "images_per_sec": images_per_sec, "train": train, "test": test})
+            eta = (config.total_steps - step) * seconds / ran
+            log(summaries.progress_line(
+                step=step, total_steps=config.total_steps, epoch=epoch, loss=train["loss"],
+                images_per_sec=images_per_sec, eta_seconds=eta,
+                top1=test["ema_accuracy"] if config.use_ema else test["accuracy"],
+                mask_rate=train.get("mask"), pseudo_accuracy=train.get("pseudo_label_accuracy")))
 
     if test is None:  # restarted after completion: report the restored weights
         test = metrics.finalize_eval({k: v.numpy() for k, v in evaluate(eval_data).items()})
-    writer.close()
     result = {
         "top1": test["ema_accuracy"] if config.use_ema else test["accuracy"],
         "top5": test["ema_accuracy_top5"] if config.use_ema else test["accuracy_top5"],
@@ -233,3 +231,45 @@ def train_and_evaluate(*, strategy, config: LoopConfig, model_fn, learning_rate,
     if is_chief:
         jsonio.write_json_atomic(fs.join(config.model_dir, "metrics.json"), result)
     return result
+
+
+def check_finite(sums: dict, *, step: int, latest) -> None:
+    """Raises TrainingDiverged when the block stopped on a NaN/Inf loss (at `step`)."""
+    loss = float(sums["loss_sum"])
+    if math.isfinite(loss):
+        return
+    kept = (f"the last good checkpoint is {latest}" if latest
+            else "no checkpoint was saved yet")
+    raise TrainingDiverged(
+        f"the training loss is {loss} at step {step}; its weights were not saved and {kept}. "
+        "Lower learning_rate.base_lr (or check the input data), then rerun")
+
+
+def stop_after_signal(watcher, keeper, step: int):
+    """Saves the checkpoint of `step` (unless it is the newest already) and raises."""
+    path = keeper.latest
+    if not path or not path.endswith(f"-{step}"):
+        path = keeper.save(step)
+    raise TrainingInterrupted(
+        f"stopped by {watcher.signal_name} at step {step}: saved {path}; "
+        "rerun the same command to resume from it")
+
+
+def train_scalars(train: dict, *, step, seconds, epoch, learning_rate, images_per_sec) -> dict:
+    """The block's training scalars under the reference's names."""
+    # FixMatch logs train/total_loss, the supervised program train/loss.
+    loss_name = "train/total_loss" if "xeu" in train else "train/loss"
+    scalars = {loss_name: train["loss"], "train/accuracy": train["accuracy"],
+               "train/learning_rate": float(learning_rate(step - 1)),
+               "train/steps_per_second": train["steps"] / seconds,
+               "train/cur_epoch": epoch, "images/s": images_per_sec}
+    for key, value in train.items():
+        if key in ("xe", "xeu", "wd"):
+            scalars[f"loss/{key}"] = value
+        elif key.startswith("cta_"):
+            scalars[f"cta/{key[4:]}"] = value
+        elif key == "mask":
+            scalars["train/mask_rate"] = value  # FixMatch: share of pseudo-labels kept
+        elif key not in ("loss", "accuracy", "steps") and math.isfinite(value):
+            scalars[f"train/{key}"] = value  # e.g. train/pseudo_label_accuracy
+    return scalars

@@ -27,9 +27,22 @@ def steps_per_epoch(*, num_labeled: int, global_batch_size: int) -> float:
     return num_labeled / global_batch_size
 
 
+def stretch_for_min_steps(steps_per_epoch: float, *, num_epochs: float, min_steps=None) -> float:
+    """Steps per schedule epoch so that `num_epochs` last at least `min_steps` steps.
+
+    A split with few labels has few steps per pass, so a schedule in epochs would stop long
+    before the model converges; stretching the epoch (rather than adding epochs) keeps the
+    schedule's shape: warm-up, decays and the end stay at the same fraction of training.
+    """
+    if min_steps is None or steps_per_epoch * num_epochs >= min_steps:
+        return steps_per_epoch
+    return float(min_steps) / num_epochs
+
+
 def total_steps(*, steps_per_epoch: float, num_epochs: float, max_steps=None) -> int:
     """ceil(steps_per_epoch * num_epochs), optionally capped by `max_steps`."""
-    steps = int(math.ceil(steps_per_epoch * num_epochs))
+    # The tolerance absorbs float error, e.g. a stretched (min_steps / num_epochs) * num_epochs.
+    steps = int(math.ceil(steps_per_epoch * num_epochs - 1e-6))
     if max_steps is not None:
         steps = min(steps, int(max_steps))
     return max(steps, 1)

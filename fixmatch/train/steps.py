@@ -178,26 +178,36 @@ def _reduce_sums(strategy, per_replica: dict) -> dict:
             for k, v in per_replica.items()}
 
 
-def make_train_block(*, strategy, replica_step, after_update=None, example_sums):
-    """Compiles `num_steps` training steps into one tf.function.
+def make_train_block(*, strategy, replica_step, after_update=None, example_sums, stop=None):
+    """Compiles up to `num_steps` training steps into one tf.function.
 
     replica_step(batch) -> sums runs under strategy.run; after_update() runs in
     cross-replica context after every step (EMA update). `example_sums` gives
     the structure of the sums (keys) so the loop carries fixed-shape totals.
+    The block ends early after a step whose loss is not finite (so the host can name
+    that step and save nothing) or once `stop`, a bool variable set on SIGTERM, is true;
+    the totals' "steps_run" says how many steps ran.
     """
     keys = sorted(example_sums)
+
+    def keep_going(done, finite, num_steps):
+        go = tf.logical_and(done < num_steps, finite)
+        return go if stop is None else tf.logical_and(go, tf.logical_not(stop.read_value()))
 
     @tf.function
     def train_block(iterator, num_steps):
         totals = {k: tf.constant(0.0, tf.float32) for k in keys}
-        for _ in tf.range(num_steps):
+        done, finite = tf.constant(0, tf.int32), tf.constant(True)
+        while keep_going(done, finite, num_steps):
             batch = next(iterator)
             per_replica = strategy.run(replica_step, args=(batch,))
             if after_update is not None:
                 after_update()
             step_sums = _reduce_sums(strategy, per_replica)
             totals = {k: totals[k] + step_sums[k] for k in keys}
-        return totals
+            finite = tf.math.is_finite(step_sums["loss_sum"])
+            done += 1
+        return {**totals, "steps_run": tf.cast(done, tf.float32)}
 
     return train_block
 

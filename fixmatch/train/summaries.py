@@ -34,6 +34,13 @@ class Summaries:
         if self._writer is not None:
             self._writer.close()
 
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+        return False
+
 
 def format_duration(seconds: float) -> str:
     seconds = max(0, int(round(seconds)))
