@@ -15,7 +15,7 @@ import tensorflow as tf
 
 from fixmatch import fs
 from fixmatch import hparams as hparams_lib
-from fixmatch.data import pipelines
+from fixmatch.data import pipelines, split_dir
 from fixmatch.models import build_model
 from fixmatch.train import metrics, steps
 from fixmatch.train.checkpoint import CHECKPOINT_NAME
@@ -86,7 +86,8 @@ def evaluate(model, *, hp: dict, split, batch_size: int, strategy=None) -> dict:
         functools.partial(steps.eval_step, model=model, ema_model=None,
                           scale_and_center=hp["input"]["scale_and_center"],
                           confusion_classes=num_classes)))
-    sums = {k: v.numpy() for k, v in run(data).items()}
+    with split_dir.naming_damaged_shards(split):
+        sums = {k: v.numpy() for k, v in run(data).items()}
     confusion = sums.pop("confusion").astype(np.int64)
     result = metrics.finalize_eval(sums)
     per_class = confusion.diagonal() / np.maximum(confusion.sum(axis=1), 1)
@@ -109,9 +110,10 @@ def predict(model, *, hp: dict, split, batch_size: int) -> dict:
         return tf.nn.softmax(tf.cast(model(inputs["image"], training=False), tf.float32))
 
     names, labels, probs = [], [], []
-    for batch in data:
-        probs.append(probabilities(batch["image"]).numpy())
-        labels.append(batch["label"].numpy())
-        names += [n.decode("utf-8") for n in batch["filename"].numpy()]
+    with split_dir.naming_damaged_shards(split):
+        for batch in data:
+            probs.append(probabilities(batch["image"]).numpy())
+            labels.append(batch["label"].numpy())
+            names += [n.decode("utf-8") for n in batch["filename"].numpy()]
     return {"filenames": np.array(names), "labels": np.concatenate(labels),
             "probabilities": np.concatenate(probs).astype(np.float32)}

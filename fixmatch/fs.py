@@ -6,10 +6,18 @@ imported only for a URL: local work (the Luigi scheduler, the split job's driver
 for importing it.
 """
 
+import errno
 import glob as _glob
 import os
 import posixpath
 import shutil
+
+
+def is_disk_full(error: BaseException) -> bool:
+    """True for "no space left on device" (or a file-size limit hit) from os or TensorFlow."""
+    if isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EFBIG):
+        return True
+    return any(text in str(error) for text in ("No space left on device", "File too large"))
 
 
 def is_remote(path) -> bool:

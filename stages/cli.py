@@ -13,6 +13,8 @@ import sys
 
 from absl import flags
 
+from fixmatch import fs
+
 
 class StageError(ValueError):
     """Bad input to a stage (a path, a directory holding something else, a flag combination)."""
@@ -71,9 +73,13 @@ class Program:
             result = body(values, rest)
         except Exception as e:
             known = (flags.Error, StageError, *(errors() if callable(errors) else errors))
-            if not isinstance(e, known):
-                raise
-            return self.error(e)
+            if isinstance(e, known):
+                return self.error(e)
+            if fs.is_disk_full(e):  # anywhere: outputs are written atomically, none is partial
+                self.error(f"no space left on device ({str(e).strip().splitlines()[-1][:300]}); "
+                           "free some space and rerun: finished outputs are kept")
+                return 1
+            raise
         if result is not None:
             print(json.dumps(result, indent=2, sort_keys=True))
         return 0
@@ -81,7 +87,6 @@ class Program:
 
 def check_new_dir(path: str, *, flag="--out") -> None:
     """`path` is absent or an empty directory: a stage never writes over earlier results."""
-    from fixmatch import fs
     if fs.exists(path) and (not fs.isdir(path) or fs.listdir(path)):
         raise StageError(f"{flag} {path!r} exists and is not an empty directory; give a new "
                          "one (results are never overwritten)")

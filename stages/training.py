@@ -14,11 +14,11 @@ from fixmatch.splitting import names
 from fixmatch.train import experiment, faults
 
 #: Errors a training program reports as one line `<program>: error: ...`: bad input (exit
-#: code 2), a diverged loss or unreadable checkpoints (1), a stop on SIGTERM after saving
-#: (75: rerun to resume).
+#: code 2), a diverged loss, unreadable checkpoints or a full disk (1), a stop on SIGTERM
+#: after saving (75: rerun to resume).
 ERRORS = (hparams_lib.HParamsError, split_dir.SplitDirError, experiment.ModelDirError,
           names.SplitNameError, faults.TrainingDiverged, faults.TrainingInterrupted,
-          faults.CheckpointError)
+          faults.CheckpointError, faults.DiskFull)
 
 RUN_FLAGS = ("steps_per_run", "per_worker_batch_size", "per_worker_eval_batch_size")
 

@@ -137,3 +137,80 @@ def test_sigterm_saves_the_current_step_and_the_rerun_resumes_there(tmp_path, sp
         proc.kill()
         proc.wait()
     assert f"(step {stopped})" in first
+
+
+def _damage_shard(directory, set_name):
+    shard = next(directory.glob(f"{set_name}.tfrecord-*"))
+    data = bytearray(shard.read_bytes())
+    data[200:210] = b"x" * 10  # inside the first records: their CRC no longer matches
+    shard.write_bytes(bytes(data))
+    return shard
+
+
+def test_damaged_shard_is_named_in_training_and_evaluation(tmp_path):
+    from fixmatch import hparams
+    from fixmatch.data import split_dir as split_dir_lib
+    from fixmatch.evaluation import evaluate
+    from fixmatch.models import build_model
+    from stages import train_supervised
+
+    directory = tmp_path / "split"
+    write_split(directory)
+    labeled = _damage_shard(directory, "labeled")
+    with pytest.raises(split_dir_lib.SplitDirError,
+                       match=rf"damaged TFRecord shard\(s\): {re.escape(str(labeled))} "
+                             r"\(corrupted record at \d+\)\. Rebuild the split"):
+        train_supervised.run(data=str(directory), model_dir=str(tmp_path / "m"), preset="smoke")
+    validation = _damage_shard(directory, "validation")
+    split = split_dir_lib.read_split(str(directory))
+    hp = hparams.resolve(program="supervised", preset="smoke")
+    model = build_model("resnet_tiny", num_classes=3, image_size=hp["input"]["image_size"])
+    with pytest.raises(split_dir_lib.SplitDirError, match=re.escape(str(validation))):
+        evaluate(model, hp=hp, split=split, batch_size=8)
+
+
+def _small_tmpfs(path, size):
+    """Mounts a tmpfs of `size` at path (needs root); None where the machine refuses."""
+    path.mkdir()
+    proc = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)],
+                          capture_output=True)
+    return path if proc.returncode == 0 else None
+
+
+def test_full_disk_while_checkpointing_keeps_the_previous_checkpoint(tmp_path, split_dir):
+    disk = _small_tmpfs(tmp_path / "disk", "2600k")  # two smoke checkpoints, not three
+    limit = None
+    if disk is None:  # no mount rights: a file-size limit makes writes fail the same way
+        disk, limit = tmp_path / "disk", 600_000
+    model_dir = disk / "model"
+    cmd = [sys.executable, "-m", "stages.train_supervised", "--data", split_dir,
+           "--model_dir", str(model_dir), "--preset", "smoke", "--steps_per_run", "2",
+           "--hparams", '"run": {"max_steps": 40}, "num_epochs": 20']
+
+    def limit_file_size():
+        import resource
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+    try:
+        proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300,
+                              env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"),
+                              preexec_fn=limit_file_size if limit else None)
+        last = proc.stderr.strip().splitlines()[-1]
+        assert proc.returncode == 1, proc.stderr[-2000:]
+        match = re.fullmatch(r"train_supervised: error: no space left on device while saving "
+                             r"checkpoint-(\d+) in \S+: (.*); free some space .* rerun to "
+                             r"resume", last)
+        assert match, last
+        import tensorflow as tf
+        latest = tf.train.latest_checkpoint(str(model_dir))
+        if limit is None:
+            assert match[2] == f"the previous checkpoint {latest} is intact"
+            assert latest.endswith(f"checkpoint-{int(match[1]) - 2}")
+            assert tf.train.load_checkpoint(latest).get_variable_to_shape_map()
+        else:
+            assert match[2] == "no earlier checkpoint exists" and latest is None
+        assert not list(model_dir.glob("*_temp")) and not (model_dir / "metrics.json").exists()
+    finally:
+        if limit is None:
+            subprocess.run(["umount", str(disk)], check=False)

@@ -7,8 +7,10 @@ a directory with split.json is complete. Training, evaluation and export read it
 any work with an error that names the directory and what to do.
 """
 
+import contextlib
 import dataclasses
 import json
+import re
 from typing import Mapping, Tuple
 
 from fixmatch import fs
@@ -57,6 +59,38 @@ def shard_files(path: str, set_name: str) -> list:
         raise FileNotFoundError(f"no TFRecord shards match {pattern!r}; is {path!r} the output "
                                 "directory of the prepare_splits stage?")
     return files
+
+
+def damaged_shards(split: Split) -> list:
+    """(path, reason) of every shard with a record that fails its length or CRC check."""
+    import tensorflow as tf
+    damaged = []
+    for paths in split.shards.values():
+        for path in paths:
+            try:
+                tf.data.TFRecordDataset(path).reduce(0, lambda n, _: n + 1).numpy()
+            except tf.errors.DataLossError as e:
+                # Keep the reason ("corrupted record at 12"), drop the op and device names.
+                reason = re.sub(r"\{\{.*?\}\}|\[Op:.*", "", e.message.splitlines()[0]).strip()
+                damaged.append((path, reason))
+    return damaged
+
+
+@contextlib.contextmanager
+def naming_damaged_shards(split: Split):
+    """TensorFlow's "corrupted record at N" names no file: on that error, read every shard of
+    the split once and raise a SplitDirError naming the damaged ones."""
+    import tensorflow as tf
+    try:
+        yield
+    except tf.errors.DataLossError as e:
+        damaged = damaged_shards(split)
+        if not damaged:
+            raise
+        raise SplitDirError(
+            "damaged TFRecord shard(s): " + "; ".join(f"{p} ({why})" for p, why in damaged)
+            + f". Rebuild the split (prepare_splits into a new --out) rather than use "
+            f"{split.path} as it is") from None
 
 
 def read_split(path, *, sets=(schema.LABELED, schema.VALIDATION), flag="--data") -> Split:

@@ -19,7 +19,7 @@ import shutil
 import tensorflow as tf
 
 from fixmatch import fs, jsonio
-from fixmatch.train.faults import CheckpointError
+from fixmatch.train.faults import CheckpointError, DiskFull
 
 CHECKPOINT_NAME = "checkpoint"  # files checkpoint-<step>.*; the state file is `checkpoint`
 
@@ -88,7 +88,21 @@ class CheckpointKeeper:
         return False
 
     def save(self, step: int) -> str:
-        path = self._manager.save(checkpoint_number=int(step))
+        """Saves checkpoint-<step>. A full disk leaves the newest checkpoint as it was (TF
+        writes into checkpoint-<step>_temp first) and raises DiskFull naming it."""
+        try:
+            path = self._manager.save(checkpoint_number=int(step))
+        except Exception as e:
+            if not fs.is_disk_full(e):
+                raise
+            temp = os.path.join(self._directory, f"{CHECKPOINT_NAME}-{int(step)}_temp")
+            if fs.isdir(temp):
+                fs.rmtree(temp)
+            kept = (f"the previous checkpoint {self._latest} is intact" if self._latest
+                    else "no earlier checkpoint exists")
+            raise DiskFull(f"no space left on device while saving checkpoint-{int(step)} in "
+                           f"{self._model_dir}: {kept}; free some space (or give another "
+                           "--model_dir) and rerun to resume") from None
         if not self._is_chief:
             shutil.rmtree(self._directory, ignore_errors=True)
         else:

@@ -174,11 +174,12 @@ def train_and_evaluate(*, program: str, hp: dict, split: split_lib.Split, model_
         f"augment {hp['augment']['type']}"
         + (f", uratio {hp['uratio']}" if program == "fixmatch" else "")
         + (f", seed {hp['run']['seed']}" if hp["run"]["seed"] is not None else ""))
-    return loop.train_and_evaluate(
-        strategy=strategy, config=config, model_fn=model_fn,
-        learning_rate=schedule.schedule_from_hparams(hp, global_batch_size=plan.global_batch,
-                                                     steps_per_epoch=plan.steps_per_epoch),
-        train_data=train_data, eval_data=eval_data, objective=objective, cta=cta, log=log,
-        info={"program": program, "split": split.name, "num_classes": split.num_classes,
-              "num_labeled": split.num_labeled,
-              "num_unlabeled": split.num_unlabeled if program == "fixmatch" else 0})
+    with split_lib.naming_damaged_shards(split):
+        return loop.train_and_evaluate(
+            strategy=strategy, config=config, model_fn=model_fn,
+            learning_rate=schedule.schedule_from_hparams(hp, global_batch_size=plan.global_batch,
+                                                         steps_per_epoch=plan.steps_per_epoch),
+            train_data=train_data, eval_data=eval_data, objective=objective, cta=cta, log=log,
+            info={"program": program, "split": split.name, "num_classes": split.num_classes,
+                  "num_labeled": split.num_labeled,
+                  "num_unlabeled": split.num_unlabeled if program == "fixmatch" else 0})

@@ -22,3 +22,9 @@ class CheckpointError(RuntimeError):
     """model_dir holds checkpoints but none of them can be restored."""
 
     exit_code = 1
+
+
+class DiskFull(RuntimeError):
+    """A checkpoint could not be written for lack of space; the previous one is intact."""
+
+    exit_code = 1
