@@ -20,6 +20,26 @@ def is_disk_full(error: BaseException) -> bool:
     return any(text in str(error) for text in ("No space left on device", "File too large"))
 
 
+def unwritable_reason(path) -> str:
+    """Why the local directory `path` (created if absent) could not be written, or "".
+
+    Checked before any work, so a read-only root fails at once with its reason rather than
+    after minutes of training. URLs are not checked (the bucket answers on first write).
+    """
+    if is_remote(path):
+        return ""
+    probe = os.path.abspath(os.path.expanduser(str(path)))
+    while not os.path.exists(probe):
+        probe = os.path.dirname(probe)
+    if not os.path.isdir(probe):
+        return f"{probe} is not a directory"
+    if os.statvfs(probe).f_flag & os.ST_RDONLY:
+        return f"{probe} is on a read-only file system"
+    if not os.access(probe, os.W_OK | os.X_OK):
+        return f"{probe} is not writable by this user"
+    return ""
+
+
 def is_remote(path) -> bool:
     """True for URLs such as gs://bucket/dir, which need tf.io.gfile instead of os."""
     return "://" in str(path)

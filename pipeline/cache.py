@@ -139,6 +139,10 @@ def root_parameter():
 
 # ----------------------------------------------------------------------------- targets
 
+class RootNotWritable(RuntimeError):
+    """The output root cannot be written: raised before a stage does any work."""
+
+
 class StageOutput(luigi.Target):
     """A published stage directory; it exists when its manifest.json does."""
 
@@ -276,6 +280,10 @@ class CachedTask(luigi.Task):
     def run(self):
         _log_once()
         fp = self.fingerprint
+        reason = fs.unwritable_reason(self.root_path)
+        if reason:
+            raise RootNotWritable(f"root {self.root_path!r} cannot be written: {reason}; give "
+                                  "a writable --root (or luigi.cfg [pipeline] root)")
         makedirs(self.stage_dir)
         with _flock(self._lock_path(), what=f"{self.stage_name}/{fp[:12]}"):
             if self.complete():

@@ -18,7 +18,7 @@ import time
 
 from absl import flags
 
-from fixmatch import demo_images
+from fixmatch import demo_images, fs
 from stages import cli
 
 PROGRESS_EVERY = 500  # images between progress lines on stderr
@@ -100,6 +100,9 @@ def _check_out_dir(out_dir):
         if os.listdir(out_dir):
             raise DemoDataError(f"out_dir {out_dir!r} is not empty; give a new or empty "
                                 "directory (existing files are never overwritten)")
+    reason = fs.unwritable_reason(out_dir)
+    if reason:
+        raise DemoDataError(f"--out {out_dir!r} cannot be written: {reason}")
 
 
 PROGRAM = cli.Program("demo_data", __doc__, required=("out",))
