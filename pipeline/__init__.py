@@ -10,6 +10,7 @@ from fixmatch import tf_env
 tf_env.apply_defaults()  # before any task imports TensorFlow
 
 from pipeline import cache  # noqa: F401
+from pipeline import errors  # noqa: F401
 from pipeline import data_tasks  # noqa: F401
 from pipeline import split_tasks  # noqa: F401
 from pipeline import train_tasks  # noqa: F401

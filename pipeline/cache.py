@@ -49,6 +49,7 @@ from luigi.task_register import Register
 
 import fixmatch
 from fixmatch import fs
+from pipeline import errors
 
 logger = logging.getLogger("luigi-interface.pipeline.cache")
 
@@ -250,7 +251,11 @@ class CachedTask(luigi.Task):
         return StageOutput(self.out_dir)
 
     def complete(self) -> bool:
-        return self.output().exists()
+        try:
+            return self.output().exists()
+        except Exception as e:  # bad parameters: say so on one line (pipeline/errors.py)
+            errors.remember(self, e)
+            raise
 
     def manifest(self) -> dict:
         """The published manifest.json of this task (it must be complete)."""

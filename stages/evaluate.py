@@ -35,7 +35,7 @@ def define_model_flags(program, *, data_help) -> None:
 PROGRAM = cli.Program("evaluate", __doc__, required=("model", "data", "out"))
 define_model_flags(PROGRAM, data_help="Split directory written by prepare_splits.")
 flags.DEFINE_integer("batch_size", None, "Evaluation batch; default the run's "
-                     "run.per_worker_eval_batch_size.", flag_values=PROGRAM.flags)
+                     "run.per_worker_eval_batch_size.", lower_bound=1, flag_values=PROGRAM.flags)
 
 EVALUATION_FILE = "evaluation.json"
 PREDICTIONS_FILE = "predictions.npz"

@@ -24,7 +24,7 @@ flags.DEFINE_string("model", None, "Export directory (python -m stages.export --
 flags.DEFINE_bool("json", False, "One JSON object per line instead of the text table.",
                   flag_values=PROGRAM.flags)
 flags.DEFINE_integer("top", 5, "How many classes to show per image (at most 5).",
-                     flag_values=PROGRAM.flags)
+                     lower_bound=1, upper_bound=5, flag_values=PROGRAM.flags)
 
 
 def expand(args) -> list:

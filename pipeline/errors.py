@@ -1,0 +1,45 @@
+"""One error line per broken or failed task, after Luigi's traceback: `pipeline: error: ...`.
+
+Bad parameters (an unknown hparams key, a split name, a missing --data-dir) surface while Luigi
+checks `complete()`, before any task runs; Luigi reports them as a long traceback under "error
+in complete() method" and passes the exception to no event handler. So `CachedTask.complete`
+hands it to `remember`, and the DEPENDENCY_MISSING event Luigi fires next prints the library's
+own message on one line, naming the task. luigi.cfg `[retcode]` makes such runs exit non-zero
+(Luigi's default is 0 even when a task failed).
+"""
+
+import sys
+
+import luigi
+
+
+def error_line(task, exception) -> str:
+    name = task.get_task_family() if hasattr(task, "get_task_family") else type(task).__name__
+    message = str(exception).strip() or type(exception).__name__
+    if isinstance(exception, (KeyError, TypeError, AttributeError, AssertionError)):
+        message = f"{type(exception).__name__}: {message}"  # a bug, not bad input: say which
+    return f"pipeline: error: {name}: {message.splitlines()[0]}"
+
+
+_remembered = []
+
+
+def remember(task, exception) -> None:
+    """Called by a task whose complete() is about to raise `exception`."""
+    _remembered.append((task, exception))
+
+
+@luigi.Task.event_handler(luigi.Event.DEPENDENCY_MISSING)
+def _complete_failed(task):
+    while _remembered:
+        print(error_line(*_remembered.pop(0)), file=sys.stderr, flush=True)
+
+
+@luigi.Task.event_handler(luigi.Event.BROKEN_TASK)
+def _broken(task, exception):
+    print(error_line(task, exception), file=sys.stderr, flush=True)
+
+
+@luigi.Task.event_handler(luigi.Event.FAILURE)
+def _failed(task, exception):
+    print(error_line(task, exception), file=sys.stderr, flush=True)
