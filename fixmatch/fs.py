@@ -139,6 +139,11 @@ def write_text(path: str, text):
     """
     binary = isinstance(text, bytes)
     if is_remote(path):
+        if path.startswith("ram://"):  # TF's in-memory ram:// overwrites without truncating
+            try:
+                gfile().remove(path)
+            except Exception:  # absent (its exists() also matches mere name prefixes)
+                pass
         with gfile().GFile(path, "wb" if binary else "w") as f:
             f.write(text)
         return
