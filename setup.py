@@ -30,7 +30,8 @@ setup(
         "matplotlib>=3.7",  # the report's plot and the confusion matrix (headless Agg backend)
     ],
     extras_require={
-        "test": ["pytest>=8", "build>=1.0"],
+        # The Dataflow client too: a test builds the split job for DataflowRunner (dry run).
+        "test": ["pytest>=8", "build>=1.0", "apache-beam[gcp]>=2.60,<3"],
         "dataflow": ["apache-beam[gcp]>=2.60,<3"],
     },
 )

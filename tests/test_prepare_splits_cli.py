@@ -84,3 +84,34 @@ def test_flags_do_not_leak_between_parses():
     assert kwargs["allow_missing"] and kwargs["split"] == "full"
     kwargs, rest = prepare_splits.parse_args(["p", "--input=a", "--output=b", "--foo=1"])
     assert (kwargs["allow_missing"], kwargs["split"], rest) == (False, "frac10.seed1", ["--foo=1"])
+
+
+def test_both_passes_construct_for_dataflow_in_dry_run_mode(tmp_path, monkeypatch):
+    """Each pass of a real local run is also built for DataflowRunner with --dry_run: the job
+    graph is translated (every DoFn pickled) and the job request made, with no network."""
+    from apache_beam.options.pipeline_options import TestOptions
+    from stages import demo_data
+    data = tmp_path / "images"
+    demo_data.run(out_dir=str(data), train_per_class=10, val_per_class=2, image_size=16,
+                  num_classes=3)
+    real = prepare_splits._run_pipeline
+    dry_runs = []
+
+    def run_and_dry_run(build, beam_args, **kwargs):
+        dataflow = ["--runner=DataflowRunner", "--project=my-project", "--region=europe-west4",
+                    "--temp_location=gs://no-such-bucket/tmp", "--dry_run=true"]
+        result, _ = real(build, dataflow, **kwargs)
+        options = result.job.options  # the request Dataflow would have received
+        assert options.view_as(TestOptions).dry_run
+        assert options.view_as(SetupOptions).setup_file == os.path.join(REPO, "setup.py")
+        assert result.job.proto.steps or result.job.proto_pipeline.components.transforms
+        dry_runs.append(build.__name__)
+        return real(build, beam_args, **kwargs)
+
+    monkeypatch.setattr(prepare_splits, "_run_pipeline", run_and_dry_run)
+    facts = prepare_splits.run(input=str(data), output=str(tmp_path / "split"),
+                               split="frac10.seed1",
+                               beam_args=["--direct_num_workers=2",
+                                          "--direct_running_mode=multi_processing"])
+    assert len(dry_runs) == 2, dry_runs  # the planning pass and the writing pass
+    assert facts["counts"]["labeled"] == 3 and facts["counts"]["validation"] == 6
