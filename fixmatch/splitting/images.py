@@ -12,6 +12,7 @@ import io
 import os
 from typing import Optional
 
+import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 #: Quality used when an image has to be re-encoded (high: converted images are
@@ -22,6 +23,17 @@ IMAGE_EXTENSIONS = JPEG_EXTENSIONS + (".png",)
 
 _MODE_NAMES = {"L": "grayscale", "CMYK": "CMYK", "RGBA": "RGBA", "P": "palette",
                "LA": "grayscale+alpha", "I;16": "16-bit grayscale", "YCbCr": "YCbCr"}
+
+
+#: Pillow's modes of 16-bit (and 32-bit integer) single-channel images, e.g. 16-bit PNGs.
+#: Its convert("RGB") clips them to 255 (a white image), so they are scaled down instead.
+_HIGH_DEPTH_MODES = ("I;16", "I;16B", "I;16L", "I;16N", "I")
+
+
+def _to_8bit(image):
+    """A 16-bit grayscale image as 8-bit "L": the top 8 bits of each value."""
+    values = np.clip(np.asarray(image, dtype=np.int64), 0, 65535)
+    return Image.fromarray((values >> 8).astype(np.uint8), mode="L")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -48,9 +60,10 @@ def is_image_name(name: str) -> bool:
 def _conversion_reason(fmt: str, mode: str, filename: str) -> Optional[str]:
     if fmt != "JPEG":
         ext = os.path.splitext(filename)[1]
+        depth = " (16-bit)" if mode in _HIGH_DEPTH_MODES else ""
         if ext.lower() in JPEG_EXTENSIONS:
-            return f"{fmt} data in a {ext} file"
-        return f"{fmt} file"
+            return f"{fmt}{depth} data in a {ext} file"
+        return f"{fmt}{depth} file"
     if mode != "RGB":
         return f"{_MODE_NAMES.get(mode, mode)} JPEG"
     return None
@@ -76,7 +89,9 @@ def decode_image(data: bytes, filename: str = "") -> "Decoded | Rejected":
     reason = _conversion_reason(fmt, image.mode, filename)
     if reason is None:
         return Decoded(encoded=data, height=height, width=width)
-    if image.mode in ("P", "PA") or "transparency" in image.info:
+    if image.mode in _HIGH_DEPTH_MODES:
+        image = _to_8bit(image)
+    elif image.mode in ("P", "PA") or "transparency" in image.info:
         image = image.convert("RGBA")
     rgb = image.convert("RGB")
     buf = io.BytesIO()

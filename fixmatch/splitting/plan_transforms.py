@@ -52,6 +52,17 @@ class ScanTFRecordFile(beam.DoFn):
                    "size": len(data), "rel": where}
 
 
+class ListClassDir(beam.DoFn):
+    """(set, label, synset, dir) of a class folder -> its image references (+ rejected)."""
+
+    def process(self, unit, root):
+        for item in sources.list_class_dir(unit, root):
+            if "rejected" in item:
+                yield beam.pvalue.TaggedOutput(REJECTED, item["rejected"])
+            else:
+                yield item
+
+
 class ListInputs(beam.PTransform):
     """Source -> references of every train and validation image (+ rejected)."""
 
@@ -64,10 +75,9 @@ class ListInputs(beam.PTransform):
                  | "ListUnits" >> beam.Create(list(self._source.units))
                  | "SpreadUnits" >> beam.Reshuffle())
         if self._source.kind == sources.FOLDERS:
-            refs = units | "ListImages" >> beam.FlatMap(
-                sources.list_class_dir, root=self._source.root)
-            rejected = pbegin | "NoRejected" >> beam.Create([])
-            return refs, rejected
+            out = units | "ListImages" >> beam.ParDo(
+                ListClassDir(), root=self._source.root).with_outputs(REJECTED, main="refs")
+            return out.refs, out[REJECTED]
         out = units | "ScanRecords" >> beam.ParDo(
             ScanTFRecordFile(), root=self._source.root).with_outputs(REJECTED, main="refs")
         return out.refs, out[REJECTED]

@@ -144,17 +144,29 @@ def _inspect_tfrecords(root: str, train_files) -> Source:
 
 
 def list_class_dir(unit: tuple, root: str) -> Iterator[dict]:
-    """Image references of one class folder (runs inside the pipeline)."""
+    """Image references of one class folder (runs inside the pipeline).
+
+    A file name that is not valid UTF-8 cannot be stored in image/filename, so it is yielded
+    as {"rejected": record} (its name with the bad bytes escaped) for the split's rejected list.
+    """
     set_name, label, synset, class_dir = unit
     for meta in _match(_join(_escape(class_dir), "*")):
         name = meta.path.rsplit("/", 1)[-1]
         if not images.is_image_name(name):
             continue
+        rel = (os.path.relpath(meta.path, root) if _is_local(root)
+               else meta.path[len(root.rstrip("/")) + 1:])
+        try:
+            name.encode("utf-8")
+        except UnicodeEncodeError:
+            yield {"rejected": {
+                "file": os.fsencode(rel).decode("utf-8", "backslashreplace"),
+                "set": set_name, "class": synset, "reason": "file name is not valid UTF-8",
+                "detail": "rename the file to store it"}}
+            continue
         yield {"set": set_name, "label": label, "synset": synset, "name": name,
                "path": meta.path, "offset": -1, "size": meta.size_in_bytes,
-               "mtime": int(meta.last_updated_in_seconds),
-               "rel": os.path.relpath(meta.path, root) if _is_local(root)
-               else meta.path[len(root.rstrip("/")) + 1:]}
+               "mtime": int(meta.last_updated_in_seconds), "rel": rel}
 
 
 def ref_fingerprint(ref: dict) -> str:
