@@ -45,3 +45,34 @@ def test_copy_weights_and_incompatible_models():
     other = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)])
     with pytest.raises(ValueError, match="same model_fn"):
         ema.copy_weights(source=online, target=other)
+
+
+def test_engine_ema_tracks_the_online_bn_statistics_step_by_step(tmp_path):
+    """Through the real loop (one step per block): after every step the EMA model's BN moving
+    statistics are decay * previous + (1 - decay) * the online model's."""
+    from fixtures.tiny_loop import run, tiny_model as loop_model
+
+    made, seen = [], []
+
+    def model_fn():
+        made.append(loop_model())
+        return made[-1]
+
+    def bn_stats(model):
+        return [v.numpy().copy() for v in model.non_trainable_variables if "moving" in v.path]
+
+    class Recorder(list):
+        def append(self, line):  # the loop logs one line per block, after its EMA update
+            if line.startswith("step"):
+                seen.append((bn_stats(made[0]), bn_stats(made[1])))
+            super().append(line)
+
+    run(tmp_path, total_steps=4, lines=Recorder(), steps_per_run=1, model_fn=model_fn)
+    assert len(seen) == 4 and len(seen[0][0]) >= 4  # moving mean + variance of >= 2 BN layers
+    decay = 0.8  # the harness's ema_decay
+    for (_, ema_before), (online, ema_after) in zip(seen, seen[1:]):
+        for prev, cur, avg in zip(ema_before, online, ema_after):
+            np.testing.assert_allclose(avg, decay * prev + (1 - decay) * cur, rtol=1e-5,
+                                       atol=1e-6)
+    moved = [not np.allclose(a, b) for a, b in zip(seen[0][1], seen[-1][1])]
+    assert all(moved)  # the EMA statistics moved, every one of them
