@@ -5,6 +5,7 @@ smoke preset; then the same command again (everything cached: only the table is 
 single stage alone (reuses the cache), and the export used by the predict program.
 """
 
+import datetime
 import glob
 import json
 import os
@@ -27,7 +28,7 @@ def luigi(root, *args):
 @pytest.fixture(scope="module")
 def full_run(tmp_path_factory):
     root = tmp_path_factory.mktemp("root")
-    return root, luigi(root, "FullRun")
+    return root, luigi(root, "FullRun", "--workers", "2")  # the two trainings side by side
 
 
 def test_full_run_builds_every_stage_and_prints_the_table(full_run):
@@ -40,6 +41,16 @@ def test_full_run_builds_every_stage_and_prints_the_table(full_run):
         published = [d for d in glob.glob(str(root / stage / "*"))
                      if os.path.exists(os.path.join(d, "manifest.json"))]
         assert len(published) == (2 if stage == "evaluate" else 1), stage
+    # --workers 2: the two trainings (independent tasks) ran at the same time.
+    spans = []
+    for stage in ("train_supervised", "train_fixmatch"):
+        (manifest,) = glob.glob(str(root / stage / "*" / "manifest.json"))
+        m = json.load(open(manifest))
+        start = datetime.datetime.fromisoformat(m["created"]).timestamp()
+        spans.append((start, start + m["wall_seconds"]))
+    # Overlap of the two runs (starts are whole seconds, so up to 1 s early): run one after
+    # the other they would overlap by at most that second.
+    assert min(e for _, e in spans) - max(s for s, _ in spans) > 1.5, spans
     (report_dir,) = glob.glob(str(root / "report" / "*" / "report.json"))
     report = json.load(open(report_dir))
     runs = report["runs"]
