@@ -1,6 +1,8 @@
-"""Images/s of the engine's supervised inner loop vs Keras `model.fit`, same run.
+"""Images/s of the engine's inner loop vs a plain baseline, same run: supervised vs Keras
+`model.fit`, FixMatch vs a minimal hand-written tf.GradientTape loop.
 
     python bench/train_step.py --model resnet_tiny --image_size 32 --batch_size 64
+    python bench/train_step.py --program fixmatch --uratio 3
 
 Both train the same architecture (fixmatch.models.build_model, L2 regularizers
 included) on the same in-memory synthetic batches with SGD + Nesterov
@@ -14,6 +16,12 @@ both alike) and the medians are reported, per wall second and per CPU second of
 this process (robust when other jobs share the cores). Ratio = engine / fit. The summary's
 first line names the CPU and whether oneDNN is on (bench/machine.py): both sides' convolutions
 run on oneDNN or on Eigen accordingly.
+
+FixMatch (`--program fixmatch`): the engine's block with `steps.make_fixmatch_objective`
+(B labeled + uratio*B weak + uratio*B strong images in one forward pass, hard pseudo-labels,
+threshold, wu) plus EMA, against a tf.function loop written directly with tf.GradientTape that
+computes the same concatenated forward pass and loss and applies the same optimizer (no EMA).
+Images/s count all B * (1 + 2 * uratio) images of a step.
 """
 
 import argparse
@@ -42,7 +50,18 @@ def synthetic(*, batch_size, image_size, num_classes, seed=0):
     return images, labels
 
 
-def engine_runner(args, images, labels, *, use_xla):
+def fixmatch_data(args, images, labels):
+    """The per-step dict of a FixMatch batch, from the synthetic images."""
+    u = args.batch_size * args.uratio
+    rng = np.random.default_rng(1)
+    pick = functools.partial(rng.choice, len(images), replace=True)
+    ds = tf.data.Dataset.from_tensors({
+        "image": images[:args.batch_size], "label": labels[:args.batch_size],
+        "unsup_image": images[pick(u)], "unsup_aug_image": images[pick(u)]})
+    return ds.repeat().prefetch(4)
+
+
+def engine_runner(args, images, labels, *, use_xla, fixmatch=False):
     """Builds the engine's block; returns run() -> seconds for `args.steps` steps."""
     strategy = tf.distribute.get_strategy()
     keras.utils.set_random_seed(0)
@@ -52,8 +71,10 @@ def engine_runner(args, images, labels, *, use_xla):
     ema.copy_weights(source=model, target=ema_model)
     optimizer = loop.create_optimizer(learning_rate=0.01)
     optimizer.build(model.trainable_variables)
+    objective = (steps.make_fixmatch_objective(wu=args.wu, confidence=args.confidence)
+                 if fixmatch else steps.supervised_objective)
     grad_fn = functools.partial(steps.compute_gradients, model=model,
-                                objective=steps.supervised_objective, num_replicas=1)
+                                objective=objective, num_replicas=1)
     if use_xla:
         grad_fn = tf.function(grad_fn, jit_compile=True)
     block = steps.make_train_block(
@@ -61,9 +82,12 @@ def engine_runner(args, images, labels, *, use_xla):
         replica_step=functools.partial(steps.train_step, model=model, optimizer=optimizer,
                                        grad_fn=grad_fn),
         after_update=steps.make_ema_update(ema_model=ema_model, model=model, decay=0.999),
-        example_sums=dict.fromkeys(steps.TRAIN_SUM_KEYS))
-    ds = tf.data.Dataset.from_tensor_slices({"image": images, "label": labels})
-    ds = ds.repeat().batch(args.batch_size, drop_remainder=True).prefetch(4)
+        example_sums=dict.fromkeys(objective.sum_keys))
+    if fixmatch:
+        ds = fixmatch_data(args, images, labels)
+    else:
+        ds = tf.data.Dataset.from_tensor_slices({"image": images, "label": labels})
+        ds = ds.repeat().batch(args.batch_size, drop_remainder=True).prefetch(4)
     iterator = iter(strategy.distribute_datasets_from_function(lambda ctx: ds))
     n = tf.constant(args.steps, tf.int32)
     block(iterator, tf.constant(2, tf.int32))["count"].numpy()  # trace + warm up
@@ -94,7 +118,44 @@ def fit_runner(args, images, labels, *, jit_compile):
     return run
 
 
-def interleaved_rates(args, runners):
+def tape_runner(args, images, labels):
+    """A minimal hand-written FixMatch loop; returns run() -> seconds for `args.steps` steps."""
+    keras.utils.set_random_seed(0)
+    model = build_model(args.model, num_classes=args.num_classes, image_size=args.image_size)
+    optimizer = keras.optimizers.SGD(0.01, momentum=0.9, nesterov=True)
+    optimizer.build(model.trainable_variables)
+    b, u = args.batch_size, args.batch_size * args.uratio
+    xe = functools.partial(tf.nn.sparse_softmax_cross_entropy_with_logits)
+
+    @tf.function
+    def block(iterator, n):
+        for _ in tf.range(n):
+            batch = next(iterator)
+            with tf.GradientTape() as tape:
+                logits = model(tf.concat([batch["image"], batch["unsup_image"],
+                                          batch["unsup_aug_image"]], 0), training=True)
+                z_l, z_w, z_s = tf.split(logits, [b, u, u])
+                probs = tf.stop_gradient(tf.nn.softmax(z_w))
+                mask = tf.cast(tf.reduce_max(probs, -1) >= args.confidence, tf.float32)
+                loss_u = tf.reduce_mean(mask * xe(labels=tf.argmax(probs, -1), logits=z_s))
+                loss = (tf.reduce_mean(xe(labels=batch["label"], logits=z_l))
+                        + args.wu * loss_u + tf.add_n(model.losses))
+            grads = tape.gradient(loss, model.trainable_variables)
+            optimizer.apply_gradients(zip(grads, model.trainable_variables))
+        return loss
+
+    iterator = iter(fixmatch_data(args, images, labels))
+    n = tf.constant(args.steps, tf.int32)
+    block(iterator, tf.constant(2, tf.int32)).numpy()  # trace + warm up
+
+    def run():
+        t0 = time.perf_counter()
+        block(iterator, n).numpy()
+        return time.perf_counter() - t0
+    return run
+
+
+def interleaved_rates(args, runners, *, images_per_step):
     """Median images/s per runner over wall time and over this process's CPU time.
 
     Runners are timed in turn so load drift hits all alike; the CPU-time rate is
@@ -107,7 +168,7 @@ def interleaved_rates(args, runners):
             c0 = time.process_time()
             wall[name].append(run())
             cpu[name].append(time.process_time() - c0)
-    images = args.steps * args.batch_size
+    images = args.steps * images_per_step
     return {name: (images / statistics.median(wall[name]), images / statistics.median(cpu[name]))
             for name in runners}
 
@@ -121,30 +182,46 @@ def main():
     parser.add_argument("--steps", type=int, default=20, help="steps per timed block")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--xla", action="store_true", help="also time both sides with XLA")
+    parser.add_argument("--program", choices=("supervised", "fixmatch"), default="supervised")
+    parser.add_argument("--uratio", type=int, default=3, help="FixMatch: unlabeled per labeled")
+    parser.add_argument("--wu", type=float, default=1.0, help="FixMatch: unlabeled weight")
+    parser.add_argument("--confidence", type=float, default=0.8, help="FixMatch: threshold")
     args = parser.parse_args()
-    for name in ("image_size", "batch_size", "steps", "repeats"):
+    for name in ("image_size", "batch_size", "steps", "repeats", "uratio"):
         if getattr(args, name) < 1:
             parser.error(f"--{name} must be >= 1, got {getattr(args, name)}")
 
     images, labels = synthetic(batch_size=args.batch_size, image_size=args.image_size,
                                num_classes=args.num_classes)
-    runners = {
-        "engine (tf.function block + EMA)": engine_runner(args, images, labels, use_xla=False),
-        "keras fit (steps_per_execution)": fit_runner(args, images, labels, jit_compile=False),
-    }
-    if args.xla:
+    fixmatch = args.program == "fixmatch"
+    if fixmatch:
+        runners = {"engine FixMatch (block + EMA)": engine_runner(
+                       args, images, labels, use_xla=False, fixmatch=True),
+                   "hand-written GradientTape loop": tape_runner(args, images, labels)}
+    else:
+        runners = {
+            "engine (tf.function block + EMA)": engine_runner(args, images, labels,
+                                                              use_xla=False),
+            "keras fit (steps_per_execution)": fit_runner(args, images, labels,
+                                                          jit_compile=False),
+        }
+    if args.xla and not fixmatch:
         runners["engine, XLA"] = engine_runner(args, images, labels, use_xla=True)
         runners["keras fit, XLA"] = fit_runner(args, images, labels, jit_compile=True)
-    rows = list(interleaved_rates(args, runners).items())
+    per_step = args.batch_size * (1 + 2 * args.uratio if fixmatch else 1)
+    rows = list(interleaved_rates(args, runners, images_per_step=per_step).items())
     print("\n" + machine.header())
-    print(f"{args.model} {args.image_size}px batch {args.batch_size}, {args.steps} steps "
+    print(f"{args.program}: {args.model} {args.image_size}px batch {args.batch_size}"
+          + (f" (+ 2 x {args.uratio} x {args.batch_size} unlabeled)" if fixmatch else "")
+          + f", {args.steps} steps "
           f"per block, median of {args.repeats}, CPU threads "
           f"{tf.config.threading.get_intra_op_parallelism_threads() or 'default'}")
     print(f"{'path':<36} {'images/s':>10} {'images/cpu-s':>13}")
     for name, (rate, cpu_rate) in rows:
         print(f"{name:<36} {rate:>10.1f} {cpu_rate:>13.1f}")
     (_, (engine, engine_cpu)), (_, (fit, fit_cpu)) = rows[0], rows[1]
-    print(f"ratio engine / keras fit: {engine / fit:.2f} wall, {engine_cpu / fit_cpu:.2f} "
+    baseline = "hand-written loop" if fixmatch else "keras fit"
+    print(f"ratio engine / {baseline}: {engine / fit:.2f} wall, {engine_cpu / fit_cpu:.2f} "
           f"CPU time (target >= 1.0)")
     if args.xla:
         (_, (exla, exla_cpu)), (_, (fxla, fxla_cpu)) = rows[2], rows[3]
