@@ -26,8 +26,9 @@ TASK_OF = {"demo_data": ["PrepareSplits"], "prepare_splits": ["PrepareSplits"],
            "export": ["Export", "--program", "fixmatch"], "report": ["Report"]}
 
 
-def luigi(root, task=("FullRun",), **popen):
-    cmd = [sys.executable, "-m", "luigi", "--module", "pipeline", *task, "--local-scheduler",
+def luigi(root, task=("FullRun",), *extra, **popen):
+    cmd = [sys.executable, "-m", "luigi", "--module", "pipeline", *task, *extra,
+           "--local-scheduler",
            "--root", str(root), "--demo", DEMO, "--split", "frac50.seed1"]
     if task[0] != "PrepareSplits":
         # 12 steps, a checkpoint every 2: a kill after the first leaves steps to resume
@@ -97,7 +98,10 @@ def test_sigkill_in_every_stage_then_full_run_completes(tmp_path):
 @pytest.mark.slow
 def test_two_full_runs_at_once_train_each_fingerprint_once(tmp_path):
     root = tmp_path / "root"
-    procs = [luigi(root, stdout=subprocess.PIPE, stderr=subprocess.PIPE) for _ in range(2)]
+    # --no-lock: without it Luigi itself refuses a second identical command line while the
+    # first runs (exit code 10, luigi.cfg [retcode] already_running); here both must run.
+    procs = [luigi(root, ("FullRun",), "--no-lock", stdout=subprocess.PIPE,
+                   stderr=subprocess.PIPE) for _ in range(2)]
     outputs = [p.communicate(timeout=1200) for p in procs]
     for proc, (stdout, stderr) in zip(procs, outputs):
         assert proc.returncode == 0, stderr[-4000:]
