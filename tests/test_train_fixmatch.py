@@ -129,3 +129,52 @@ def test_same_seed_with_deterministic_gives_identical_runs(tmp_path, split_dir, 
         other = _cli_run(program, split_dir, tmp_path / "c", seed=8)
         assert any(not np.array_equal(first[1][n], other[1][n]) for n in first[1])
         assert other[0]["test_loss"] != first[0]["test_loss"]
+
+
+def test_cta_rates_follow_the_update_rule_and_resume_from_the_checkpoint(tmp_path, split_dir,
+                                                                         monkeypatch):
+    """One real FixMatch step with CTAugment: the checkpointed rates are exactly the update
+    rule applied to that step's probes; resuming from checkpoint-1 continues from its rates."""
+    import tensorflow as tf
+
+    from fixmatch.augment import ctaugment
+    from fixmatch.train import cta_hooks
+
+    recorded = {}
+    real = cta_hooks.probe_update
+
+    def recording(batch, *, probe_model, state):
+        proximity = cta_hooks.probe_proximity(probe_model, batch["probe_image"], batch["label"])
+        for key, value in (("ops", batch["probe_op_indices"]), ("levels", batch["probe_op_args"]),
+                           ("proximity", proximity)):
+            if key not in recorded:  # static shapes (fixed batch): liftable initial values
+                recorded[key] = tf.Variable(tf.zeros(value.shape, value.dtype), trainable=False)
+            recorded[key].assign(value)
+        return real(batch, probe_model=probe_model, state=state)
+
+    monkeypatch.setattr(cta_hooks, "probe_update", recording)
+    model_dir = tmp_path / "m"
+    kw = dict(data=split_dir, model_dir=str(model_dir), preset="smoke", steps_per_run=1,
+              hparams='"augment": {"type": "cta"}, "run": {"max_steps": 2}')
+
+    def rates(step):
+        return tf.train.load_checkpoint(str(model_dir / f"checkpoint-{step}")).get_tensor(
+            "cta/rates/.ATTRIBUTES/VARIABLE_VALUE")
+
+    def expected(before):
+        return ctaugment.update_rates(before, recorded["ops"], recorded["levels"],
+                                      recorded["proximity"], decay=0.99, num_levels=15).numpy()
+
+    train_fixmatch.run(**kw)
+    after_2 = rates(2)
+    np.testing.assert_allclose(after_2, expected(rates(1)), rtol=1e-6)  # step 2's probes
+    assert (after_2 != rates(1)).sum() >= 1 and (after_2 == rates(1)).sum() > 200
+    # Forget step 2; the rerun restores checkpoint-1 and trains step 2 again, from its rates.
+    for path in model_dir.glob("checkpoint-2.*"):
+        path.unlink()
+    (model_dir / "checkpoint").write_text('model_checkpoint_path: "checkpoint-1"\n'
+                                          'all_model_checkpoint_paths: "checkpoint-1"\n')
+    lines = []
+    train_fixmatch.run(log=lines.append, **kw)
+    assert any(line.startswith("restored") and "(step 1)" in line for line in lines), lines
+    np.testing.assert_allclose(rates(2), expected(rates(1)), rtol=1e-6)
