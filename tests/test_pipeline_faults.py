@@ -2,6 +2,7 @@
 that completes and resumes training, and two FullRuns started at once on one root."""
 
 import glob
+import json
 import os
 import random
 import re
@@ -89,6 +90,10 @@ def test_sigkill_in_every_stage_then_full_run_completes(tmp_path):
     for stage in STAGES:
         assert len(published(root, stage)) == (2 if stage == "evaluate" else 1), stage
     assert not glob.glob(str(root / "*" / ".tmp-*"))  # debris of the killed runs removed
+    for stage in ("train_supervised", "train_fixmatch"):  # the full run, despite the kills
+        (out,) = published(root, stage)
+        metrics = json.load(open(os.path.join(out, "metrics.json")))
+        assert metrics["steps"] == metrics["total_steps"] == 12, metrics
     assert killed == list(STAGES), killed  # every kill landed while its stage worked
     # Both trainings resumed from a checkpoint (step 2 or later), not from step 0.
     restored += RESTORED.findall(stderr)
