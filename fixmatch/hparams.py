@@ -288,8 +288,8 @@ def defaults(program: str) -> dict:
     return hp
 
 
-def parse_overrides(text) -> dict:
-    """Parse `--hparams`: a JSON object, with or without its outer braces."""
+def parse_overrides(text, *, flag="--hparams") -> dict:
+    """Parse `--hparams` (errors name `flag`): a JSON object, with or without its outer braces."""
     if text is None:
         return {}
     if isinstance(text, dict):
@@ -303,10 +303,10 @@ def parse_overrides(text) -> dict:
         parsed = json.loads(stripped)
     except json.JSONDecodeError as e:
         raise HParamsError(
-            f"--hparams is not valid JSON ({e.msg} at char {e.pos}): {text!r}; "
+            f"{flag} is not valid JSON ({e.msg} at char {e.pos}): {text!r}; "
             "example: '\"num_epochs\": 10, \"learning_rate\": {\"base_lr\": 0.2}'") from None
     if not isinstance(parsed, dict):
-        raise HParamsError(f"--hparams must be a JSON object, got {text!r}")
+        raise HParamsError(f"{flag} must be a JSON object, got {text!r}")
     return parsed
 
 

@@ -49,7 +49,10 @@ class ChainParams:
         from fixmatch import hparams as hparams_lib
         if program not in PROGRAMS:
             raise ValueError(f"program must be one of {list(PROGRAMS)}, got {program!r}")
-        return hparams_lib.merge_overrides(self.hparams, getattr(self, f"{program}_hparams"))
+        flag = f"--{program}-hparams"
+        return hparams_lib.merge_overrides(
+            hparams_lib.parse_overrides(self.hparams),
+            hparams_lib.parse_overrides(getattr(self, f"{program}_hparams"), flag=flag))
 
     def split_task(self):
         return self.upstream(split_tasks.PrepareSplits, data_dir=self.data_dir, split=self.split,

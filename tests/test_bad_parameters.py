@@ -111,6 +111,7 @@ LUIGI_BAD = [
     ("--hparams", '"learnin_rate": {}', "unknown hparam 'learnin_rate'"),
     ("--fixmatch-hparams", '"fixmatch": {"confidence": 2}', "hparam 'fixmatch.confidence'"),
     ("--split", "frac10.seedX", "unknown split name 'frac10.seedX'"),
+    ("--supervised-hparams", "{bad", "--supervised-hparams is not valid JSON"),
     ("--data-dir", "/no/such/dir", "data_dir '/no/such/dir' does not exist"),
 ]
 
