@@ -73,7 +73,7 @@ class CheckpointKeeper:
             try:
                 self._checkpoint.restore(path).assert_existing_objects_matched()
             except Exception as e:  # damage surfaces as OpError, IndexError, ValueError, ...
-                reason = str(e).strip().splitlines()[0][:200] if str(e).strip() else type(e).__name__
+                reason = (str(e).strip() or type(e).__name__).splitlines()[0][:200]
                 failures.append(f"{os.path.basename(path)}: {reason}")
                 log(f"checkpoint {path} cannot be restored ({reason}); trying the previous one")
                 continue

@@ -17,6 +17,7 @@ import threading
 
 import tensorflow as tf
 
+
 class StopWatcher:
     """Context manager: while active, SIGTERM (and SIGINT) set `self.flag` instead of killing.
 
@@ -60,7 +61,7 @@ class StopWatcher:
             data = os.read(self._fds[0], 1)
             if not data or data[0] == 0:  # closed, or the wake-up byte of __exit__
                 return
-            if data[0] in [int(s) for s in self.SIGNALS]:
+            if data[0] in self.SIGNALS:  # Signals are IntEnums: compare with the byte
                 self._set(data[0])
 
     def __exit__(self, *exc):
