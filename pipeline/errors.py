@@ -36,10 +36,6 @@ def _complete_failed(task):
 
 
 @luigi.Task.event_handler(luigi.Event.BROKEN_TASK)
-def _broken(task, exception):
-    print(error_line(task, exception), file=sys.stderr, flush=True)
-
-
 @luigi.Task.event_handler(luigi.Event.FAILURE)
 def _failed(task, exception):
     print(error_line(task, exception), file=sys.stderr, flush=True)
