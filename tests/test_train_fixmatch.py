@@ -97,7 +97,7 @@ def test_smoke_run_logs_the_fixmatch_diagnostics(tmp_path, split_dir, augment):
         assert rates.min() < 1.0
 
 
-def _cli_run(program, split_dir, model_dir, seed, deterministic=True):
+def _cli_run(program, split_dir, model_dir, seed, deterministic=True, log=None):
     hp = json.dumps({"run": {"seed": seed, "deterministic": deterministic}})
     proc = subprocess.run(
         [sys.executable, "-m", f"stages.train_{program}", "--data", split_dir, "--model_dir",
@@ -112,6 +112,8 @@ def _cli_run(program, split_dir, model_dir, seed, deterministic=True):
                if name.startswith(("model/", "ema_model/"))}
     losses = [line.split(" loss ")[1].split()[0] for line in proc.stderr.splitlines()
               if line.startswith("step ")]
+    if log is not None:
+        log.extend(proc.stderr.splitlines())
     return metrics, weights, losses
 
 
@@ -129,6 +131,39 @@ def test_same_seed_with_deterministic_gives_identical_runs(tmp_path, split_dir, 
         other = _cli_run(program, split_dir, tmp_path / "c", seed=8)
         assert any(not np.array_equal(first[1][n], other[1][n]) for n in first[1])
         assert other[0]["test_loss"] != first[0]["test_loss"]
+
+
+@pytest.mark.parametrize("program", ["fixmatch", "supervised"])
+def test_deterministic_run_resumed_from_a_checkpoint_ends_like_an_uninterrupted_one(
+        tmp_path, split_dir, program):
+    """Killed after its first checkpoint and rerun, a deterministic run replays the input
+    batches of the restored steps and ends with the uninterrupted run's weights and metrics."""
+    import shutil
+
+    whole = _cli_run(program, split_dir, tmp_path / "whole", seed=7)
+    steps = whole[0]["steps"]
+    resumed_dir = tmp_path / "resumed"
+    shutil.copytree(tmp_path / "whole", resumed_dir)
+    # What a kill between the two checkpoints leaves: only the first one, nothing published.
+    for path in resumed_dir.glob(f"checkpoint-{steps}.*"):
+        path.unlink()
+    (resumed_dir / "metrics.json").unlink()
+    first = sorted(int(p.name.split("-")[1].split(".")[0])
+                   for p in resumed_dir.glob("checkpoint-*.index"))[-1]
+    assert 0 < first < steps
+    (resumed_dir / "checkpoint").write_text(f'model_checkpoint_path: "checkpoint-{first}"\n'
+                                            f'all_model_checkpoint_paths: "checkpoint-{first}"\n')
+    lines = []
+    resumed = _cli_run(program, split_dir, resumed_dir, seed=7, log=lines)
+    assert any(f"(step {first})" in line for line in lines if line.startswith("restored"))
+    assert any(f"replaying the {first} input batches" in line for line in lines), lines
+    assert resumed[0]["steps"] == steps and resumed[0]["steps_this_run"] == steps - first
+    assert resumed[2] == whole[2][-len(resumed[2]):]  # the resumed blocks' losses
+    for key in ("test_loss", "top1", "online_top1"):
+        assert resumed[0][key] == whole[0][key], key
+    assert resumed[1].keys() == whole[1].keys()
+    for name in whole[1]:
+        np.testing.assert_array_equal(resumed[1][name], whole[1][name], err_msg=name)
 
 
 def test_cta_rates_follow_the_update_rule_and_resume_from_the_checkpoint(tmp_path, split_dir,

@@ -165,7 +165,8 @@ def train_and_evaluate(*, program: str, hp: dict, split: split_lib.Split, model_
         use_ema=hp["use_ema"], ema_decay=hp["ema_decay"], use_xla=run_hp["use_xla"],
         keep_checkpoints=run_hp["keep_checkpoints"], images_per_step=plan.images_per_step,
         # The pipelines emit uint8 (unless saturate_uint8 is off); the step scales on device.
-        scale_and_center=hp["input"]["scale_and_center"])
+        scale_and_center=hp["input"]["scale_and_center"],
+        replay_input_on_resume=run_hp["deterministic"])
     if worker_role(strategy)[0]:
         fs.makedirs(model_dir)
         hparams_lib.save(hp, fs.join(model_dir, HPARAMS_FILE))

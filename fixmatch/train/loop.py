@@ -52,6 +52,7 @@ class LoopConfig:
     summaries_with_epoch: bool = True
     images_per_step: int = None  # for images/s; None = global_batch_size (FixMatch: B*(1+2*uratio))
     scale_and_center: bool = True  # hparam input.scale_and_center, for uint8 batches (on device)
+    replay_input_on_resume: bool = False  # run.deterministic: see replay_input
 
     def __post_init__(self):
         checks = {
@@ -65,6 +66,7 @@ class LoopConfig:
             "momentum": 0.0 <= self.momentum < 1.0,
             "images_per_step": self.images_per_step is None or self.images_per_step >= 1,
             "scale_and_center": isinstance(self.scale_and_center, bool),
+            "replay_input_on_resume": isinstance(self.replay_input_on_resume, bool),
         }
         for name, ok in checks.items():
             if not ok:
@@ -149,6 +151,8 @@ def train_and_evaluate(*, strategy, config: LoopConfig, model_fn, learning_rate,
                                             scale_and_center=config.scale_and_center))
 
     train_iter = iter(train_data)
+    if config.replay_input_on_resume and 0 < step < config.total_steps:
+        replay_input(train_iter, step, log=log)
     writer = summaries.Summaries(log_dir=fs.join(config.model_dir, "summaries"),
                                  enabled=is_chief)
     x_axis = functools.partial(summaries.summary_x, steps_per_epoch=config.steps_per_epoch,
@@ -231,6 +235,23 @@ def train_and_evaluate(*, strategy, config: LoopConfig, model_fn, learning_rate,
     if is_chief:
         jsonio.write_json_atomic(fs.join(config.model_dir, "metrics.json"), result)
     return result
+
+
+def replay_input(iterator, batches: int, *, log, every: int = 500) -> None:
+    """Draws and discards the `batches` batches that the restored steps already trained on.
+
+    Why: in a deterministic run the k-th batch depends only on the seed and k, so after this a
+    resumed run trains on exactly the batches an uninterrupted one would, and ends with the
+    same weights and metrics. It costs the input pipeline's time for those batches (no
+    training), so only deterministic runs do it; others restart their input stream.
+    """
+    log(f"deterministic resume: replaying the {batches} input batches of the restored steps")
+    start = time.time()
+    for done in range(1, batches + 1):
+        next(iterator)
+        if done % every == 0 and done < batches:
+            log(f"replayed {done}/{batches} batches ({time.time() - start:.0f} s)")
+    log(f"replayed {batches} batches in {time.time() - start:.1f} s")
 
 
 def check_finite(sums: dict, *, step: int, latest) -> None:
