@@ -144,6 +144,10 @@ class RootNotWritable(RuntimeError):
     """The output root cannot be written: raised before a stage does any work."""
 
 
+class StageDiskFull(OSError):
+    """The disk filled up while a stage wrote its output; nothing of it was published."""
+
+
 class StageOutput(luigi.Target):
     """A published stage directory; it exists when its manifest.json does."""
 
@@ -301,8 +305,13 @@ class CachedTask(luigi.Task):
             makedirs(tmp_dir)
             try:
                 self._run_into(tmp_dir)
-            except BaseException:
+            except BaseException as e:
                 rmtree(tmp_dir)
+                if fs.is_disk_full(e):
+                    raise StageDiskFull(
+                        f"no space left on device while writing {self.out_dir}: nothing of it "
+                        f"was published and the outputs published before are intact; free some "
+                        f"space under {self.root_path} and rerun") from e
                 raise
 
     def _run_into(self, tmp_dir: str):

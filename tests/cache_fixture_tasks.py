@@ -40,10 +40,14 @@ class Toy(cache.CachedTask):
     wait_for = luigi.Parameter(default="", significant=False,
                                description="file to wait for before finishing")
     fail = luigi.BoolParameter(default=False, significant=False)
+    pad_bytes = luigi.IntParameter(default=0, description="size of an extra pad.bin output")
 
     def run_stage(self, tmp_dir):
         count(self.counter, f"toy {self.value} pid={os.getpid()}")
         cache.write_text(cache.join(tmp_dir, "partial.txt"), "half done\n")
+        if self.pad_bytes:
+            with open(cache.join(tmp_dir, "pad.bin"), "wb") as f:
+                f.write(os.urandom(self.pad_bytes))
         if self.started:
             with open(self.started, "w") as f:
                 f.write(str(os.getpid()))

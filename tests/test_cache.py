@@ -15,6 +15,7 @@ from luigi.execution_summary import LuigiStatusCode
 import fixmatch
 from pipeline import cache
 from tests.cache_fixture_tasks import Toy, ToyChild, read_count
+from fixtures.full_disk import preexec, small_disk
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SUBPROCESS_TIMEOUT_S = 120
@@ -58,7 +59,7 @@ def wait_for(predicate, what, proc=None):
 
 def test_fingerprint_is_sha256_of_documented_inputs(tmp_path):
     task = Toy(value=7, root=str(tmp_path))
-    expected = cache.sha256_json({"stage": "toy", "format_version": 1, "params": {"value": 7},
+    expected = cache.sha256_json({"stage": "toy", "format_version": 1, "params": {"pad_bytes": 0, "value": 7},
                                   "upstream": [], "external_input": None})
     assert task.fingerprint == expected
     assert cache.canonical_json({"b": 1, "a": [1, 2]}) == '{"a":[1,2],"b":1}'
@@ -132,6 +133,39 @@ def test_stage_raising_midway_leaves_nothing_complete_then_next_run_succeeds(tmp
     assert len(read_count(counter)) == 2
     assert published(root, "toy") == ([task.fingerprint], [])
     assert task.manifest()["result"] == {"doubled": 10}
+
+
+def test_full_disk_while_publishing_keeps_earlier_outputs_and_says_so(tmp_path):
+    """A stage that fills the disk fails with one clear line; what was published before stays
+    byte for byte, its tmp dir is removed, and the freed space serves the next stage."""
+    with small_disk(tmp_path / "disk", "1m", fallback_limit=300_000) as (disk, limit):
+        root = str(disk / "runs")
+
+        def toy(value, pad_bytes):
+            return subprocess.run(
+                [sys.executable, "-m", "luigi", "--module", "tests.cache_fixture_tasks", "Toy",
+                 "--local-scheduler", "--root", root, "--value", str(value), "--pad-bytes",
+                 str(pad_bytes)], cwd=REPO, env=dict(os.environ, PYTHONPATH=REPO),
+                capture_output=True, text=True, timeout=SUBPROCESS_TIMEOUT_S,
+                preexec_fn=preexec(limit))
+
+        assert toy(1, 200_000).returncode == 0
+        first = Toy(value=1, pad_bytes=200_000, root=root)
+        before = {name: open(os.path.join(first.out_dir, name), "rb").read()
+                  for name in os.listdir(first.out_dir)}
+        proc = toy(2, 3_000_000)
+        assert proc.returncode != 0
+        failed = Toy(value=2, pad_bytes=3_000_000, root=root)
+        line = [x for x in proc.stderr.splitlines() if x.startswith("pipeline: error: ")]
+        assert line == [f"pipeline: error: Toy: no space left on device while writing "
+                        f"{failed.out_dir}: nothing of it was published and the outputs "
+                        f"published before are intact; free some space under {root} and "
+                        f"rerun"], proc.stderr[-2000:]
+        assert published(root, "toy") == ([first.fingerprint], [])  # no tmp debris
+        assert {name: open(os.path.join(first.out_dir, name), "rb").read()
+                for name in os.listdir(first.out_dir)} == before
+        assert toy(3, 200_000).returncode == 0
+        assert len(published(root, "toy")[0]) == 2
 
 
 def test_sigkill_midway_leaves_nothing_complete_then_next_run_succeeds(tmp_path):

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from fixmatch.train import faults, loop
+from fixtures.full_disk import preexec, small_disk
 from fixtures.split_dirs import write_split
 from fixtures.tiny_loop import run, tiny_model
 
@@ -211,48 +212,32 @@ def test_damaged_shard_is_named_in_training_and_evaluation(tmp_path):
         evaluate(model, hp=hp, split=split, batch_size=8)
 
 
-def _small_tmpfs(path, size):
-    """Mounts a tmpfs of `size` at path (needs root); None where the machine refuses."""
-    path.mkdir()
-    proc = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)],
-                          capture_output=True)
-    return path if proc.returncode == 0 else None
-
-
 def test_full_disk_while_checkpointing_keeps_the_previous_checkpoint(tmp_path, split_dir):
-    disk = _small_tmpfs(tmp_path / "disk", "2600k")  # two smoke checkpoints, not three
-    limit = None
-    if disk is None:  # no mount rights: a file-size limit makes writes fail the same way
-        disk, limit = tmp_path / "disk", 600_000
+    # Two smoke checkpoints fit on the tmpfs, not three.
+    with small_disk(tmp_path / "disk", "2600k", fallback_limit=600_000) as (disk, limit):
+        _fill_disk_while_checkpointing(disk, limit, split_dir)
+
+
+def _fill_disk_while_checkpointing(disk, limit, split_dir):
     model_dir = disk / "model"
     cmd = [sys.executable, "-m", "stages.train_supervised", "--data", split_dir,
            "--model_dir", str(model_dir), "--preset", "smoke", "--steps_per_run", "2",
            "--hparams", '"run": {"max_steps": 40}, "num_epochs": 20']
-
-    def limit_file_size():
-        import resource
-        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
-        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
-
-    try:
-        proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300,
-                              env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"),
-                              preexec_fn=limit_file_size if limit else None)
-        last = proc.stderr.strip().splitlines()[-1]
-        assert proc.returncode == 1, proc.stderr[-2000:]
-        match = re.fullmatch(r"train_supervised: error: no space left on device while saving "
-                             r"checkpoint-(\d+) in \S+: (.*); free some space .* rerun to "
-                             r"resume", last)
-        assert match, last
-        import tensorflow as tf
-        latest = tf.train.latest_checkpoint(str(model_dir))
-        if limit is None:
-            assert match[2] == f"the previous checkpoint {latest} is intact"
-            assert latest.endswith(f"checkpoint-{int(match[1]) - 2}")
-            assert tf.train.load_checkpoint(latest).get_variable_to_shape_map()
-        else:
-            assert match[2] == "no earlier checkpoint exists" and latest is None
-        assert not list(model_dir.glob("*_temp")) and not (model_dir / "metrics.json").exists()
-    finally:
-        if limit is None:
-            subprocess.run(["umount", str(disk)], check=False)
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300,
+                          env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"),
+                          preexec_fn=preexec(limit))
+    last = proc.stderr.strip().splitlines()[-1]
+    assert proc.returncode == 1, proc.stderr[-2000:]
+    match = re.fullmatch(r"train_supervised: error: no space left on device while saving "
+                         r"checkpoint-(\d+) in \S+: (.*); free some space .* rerun to "
+                         r"resume", last)
+    assert match, last
+    import tensorflow as tf
+    latest = tf.train.latest_checkpoint(str(model_dir))
+    if limit is None:
+        assert match[2] == f"the previous checkpoint {latest} is intact"
+        assert latest.endswith(f"checkpoint-{int(match[1]) - 2}")
+        assert tf.train.load_checkpoint(latest).get_variable_to_shape_map()
+    else:
+        assert match[2] == "no earlier checkpoint exists" and latest is None
+    assert not list(model_dir.glob("*_temp")) and not (model_dir / "metrics.json").exists()
