@@ -89,6 +89,55 @@ def test_two_workers_train_together(tmp_path):
     np.testing.assert_allclose(chief["weights_digest"], other["weights_digest"], rtol=1e-6)
 
 
+def test_sigterm_to_one_worker_stops_every_worker_at_the_same_step_then_both_resume(tmp_path):
+    """A preemption notice reaches one worker: both stop after the same step, save it together
+    (a collective), exit 75; rerun, both restore that step and finish."""
+    import signal
+    import time
+
+    workers = [f"127.0.0.1:{p}" for p in _free_ports(2)]
+
+    def launch_both():
+        return [_launch("multiworker-long", tmp_path / "model", tmp_path / f"w{i}.json",
+                        _env(TF_CONFIG=json.dumps({"cluster": {"worker": workers},
+                                                   "task": {"type": "worker", "index": i}})))
+                for i in range(2)]
+
+    procs = launch_both()
+    try:
+        deadline = time.monotonic() + 240
+        while not (tmp_path / "model" / "checkpoint-2.index").exists():
+            assert time.monotonic() < deadline and procs[1].poll() is None, "no checkpoint-2"
+            time.sleep(0.05)
+        procs[1].send_signal(signal.SIGTERM)  # the non-chief only
+        outputs = [p.communicate(timeout=120)[0] for p in procs]
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+    assert [p.returncode for p in procs] == [75, 75], outputs
+    chief, other = (json.loads((tmp_path / f"w{i}.json").read_text())["interrupted"]
+                    for i in range(2))
+    step = int(other.split(" at step ")[1].split(":")[0])
+    assert other.startswith(f"stopped by SIGTERM at step {step}: saved ")
+    assert chief.startswith(f"stopped by a signal to another worker at step {step}: saved ")
+    assert 2 <= step < 40 and (tmp_path / "model" / f"checkpoint-{step}.index").exists()
+    assert not (tmp_path / "model" / "metrics.json").exists()
+
+    procs = launch_both()
+    try:
+        outputs = [_finish(p) for p in procs]
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+    for i in range(2):
+        result = json.loads((tmp_path / f"w{i}.json").read_text())
+        assert result["steps"] == 40 and result["steps_this_run"] == 40 - step, outputs
+        assert f"restored {tmp_path / 'model' / f'checkpoint-{step}'} (step {step})" in \
+            result["lines"]
+
+
 # ---------------------------------------------------------------------------
 # Subprocess side
 
@@ -103,7 +152,7 @@ def _main(mode, model_dir, out):
     import keras
 
     from fixmatch.models import build_model
-    from fixmatch.train import loop, schedule
+    from fixmatch.train import faults, loop, schedule
     from fixmatch.train.strategy import select_strategy
 
     rng = np.random.default_rng(0)
@@ -140,7 +189,7 @@ def _main(mode, model_dir, out):
         def model_fn():
             keras.utils.set_random_seed(0)
             return build_model("resnet_tiny", num_classes=CLASSES, image_size=SIZE)
-        total, per_run = 4, 2
+        total, per_run = (40, 2) if mode == "multiworker-long" else (4, 2)
 
     spe = schedule.steps_per_epoch(num_labeled=64, global_batch_size=GLOBAL_BATCH)
     config = loop.LoopConfig(model_dir=model_dir, total_steps=total, steps_per_run=per_run,
@@ -156,13 +205,19 @@ def _main(mode, model_dir, out):
         return models[-1]
 
     lines = []
-    result = loop.train_and_evaluate(strategy=strategy, config=config,
-                                     model_fn=recording_model_fn, learning_rate=lr,
-                                     train_data=strategy.distribute_datasets_from_function(
-                                         train_fn),
-                                     eval_data=strategy.distribute_datasets_from_function(
-                                         eval_fn),
-                                     log=lines.append)
+    try:
+        result = loop.train_and_evaluate(strategy=strategy, config=config,
+                                         model_fn=recording_model_fn, learning_rate=lr,
+                                         train_data=strategy.distribute_datasets_from_function(
+                                             train_fn),
+                                         eval_data=strategy.distribute_datasets_from_function(
+                                             eval_fn),
+                                         log=lines.append)
+    except faults.TrainingInterrupted as e:
+        with open(out, "w") as f:
+            json.dump({"interrupted": str(e), "lines": lines}, f)
+        sys.exit(faults.TrainingInterrupted.exit_code)
+    result["lines"] = lines
     result["block_losses"] = [float(line.split(" loss ")[1].split()[0])
                               for line in lines if line.startswith("step")]
     result["weights_digest"] = [float(np.abs(v.numpy()).sum()) for v in models[0].weights]

@@ -103,10 +103,10 @@ class CheckpointKeeper:
             raise DiskFull(f"no space left on device while saving checkpoint-{int(step)} in "
                            f"{self._model_dir}: {kept}; free some space (or give another "
                            "--model_dir) and rerun to resume") from None
-        if not self._is_chief:
+        if not self._is_chief:  # the chief wrote the real one: name it, as the chief does
             shutil.rmtree(self._directory, ignore_errors=True)
-        else:
-            self._latest = path
+            path = os.path.join(self._model_dir, os.path.basename(path))
+        self._latest = path
         return path
 
 

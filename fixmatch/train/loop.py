@@ -175,7 +175,7 @@ def train_and_evaluate(*, strategy, config: LoopConfig, model_fn, learning_rate,
             sums = {k: v.numpy() for k, v in
                     train_block(train_iter, tf.constant(num_steps, tf.int32)).items()}
             seconds = time.time() - t0
-            ran = int(sums.pop("steps_run"))
+            ran, stopped = int(sums.pop("steps_run")), bool(sums.pop("stopped"))
             check_finite(sums, step=step + ran, latest=keeper.latest)
             if ran == 0:  # stopped before the first step of the block
                 stop_after_signal(watcher, keeper, step)
@@ -184,7 +184,7 @@ def train_and_evaluate(*, strategy, config: LoopConfig, model_fn, learning_rate,
                 steady_seconds, steady_steps = steady_seconds + seconds, steady_steps + ran
             train_seconds, trained_steps = train_seconds + seconds, trained_steps + ran
             step += ran
-            if watcher.requested:  # save the steps done, skip the evaluation
+            if stopped:  # save the steps done, skip the evaluation
                 stop_after_signal(watcher, keeper, step)
             images_per_sec = ran * images_per_step / seconds
             epoch = step / config.steps_per_epoch
@@ -271,8 +271,9 @@ def stop_after_signal(watcher, keeper, step: int):
     path = keeper.latest
     if not path or not path.endswith(f"-{step}"):
         path = keeper.save(step)
+    by = watcher.signal_name or "a signal to another worker"
     raise TrainingInterrupted(
-        f"stopped by {watcher.signal_name} at step {step}: saved {path}; "
+        f"stopped by {by} at step {step}: saved {path}; "
         "rerun the same command to resume from it")
 
 

@@ -8,7 +8,10 @@ compiled block reads before every step (`steps.make_train_block(stop=)`).
 
 Why not `tf.distribute.experimental.PreemptionCheckpointHandler`: it supports only
 MultiWorkerMirroredStrategy and TPUStrategy, while single-machine runs here use the default
-strategy or MirroredStrategy.
+strategy or MirroredStrategy; and it decides per Python-level step, while the engine runs a
+block of steps in one call. Under MultiWorkerMirrored the block itself makes the workers agree
+(a sum of their flags before every step, `steps.make_train_block`), so a signal to any worker
+stops all of them after the same step and they save that checkpoint together.
 """
 
 import os
@@ -76,7 +79,3 @@ class StopWatcher:
             os.close(fd)
         self._fds = None
         return False
-
-    @property
-    def requested(self) -> bool:
-        return bool(self.flag.numpy())

@@ -186,19 +186,27 @@ def make_train_block(*, strategy, replica_step, after_update=None, example_sums,
     the structure of the sums (keys) so the loop carries fixed-shape totals.
     The block ends early after a step whose loss is not finite (so the host can name
     that step and save nothing) or once `stop`, a bool variable set on SIGTERM, is true;
-    the totals' "steps_run" says how many steps ran.
+    the totals' "steps_run" says how many steps ran and "stopped" whether `stop` ended it.
+    Under MultiWorkerMirrored the workers' flags are summed before every step, so a signal
+    to any one worker stops all of them after the same step (their checkpoint save is a
+    collective: a worker that went on alone would hang the others).
     """
     keys = sorted(example_sums)
+    multi_worker = isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
 
-    def keep_going(done, finite, num_steps):
-        go = tf.logical_and(done < num_steps, finite)
-        return go if stop is None else tf.logical_and(go, tf.logical_not(stop.read_value()))
+    def stop_requested():
+        if stop is None:
+            return tf.constant(False)
+        if not multi_worker:
+            return stop.read_value()
+        votes = strategy.run(lambda: tf.cast(stop.read_value(), tf.float32))
+        return strategy.reduce(tf.distribute.ReduceOp.SUM, votes, axis=None) > 0
 
     @tf.function
     def train_block(iterator, num_steps):
         totals = {k: tf.constant(0.0, tf.float32) for k in keys}
-        done, finite = tf.constant(0, tf.int32), tf.constant(True)
-        while keep_going(done, finite, num_steps):
+        done, finite, stopped = tf.constant(0, tf.int32), tf.constant(True), stop_requested()
+        while tf.logical_and(tf.logical_and(done < num_steps, finite), tf.logical_not(stopped)):
             batch = next(iterator)
             per_replica = strategy.run(replica_step, args=(batch,))
             if after_update is not None:
@@ -207,7 +215,9 @@ def make_train_block(*, strategy, replica_step, after_update=None, example_sums,
             totals = {k: totals[k] + step_sums[k] for k in keys}
             finite = tf.math.is_finite(step_sums["loss_sum"])
             done += 1
-        return {**totals, "steps_run": tf.cast(done, tf.float32)}
+            stopped = stop_requested()
+        return {**totals, "steps_run": tf.cast(done, tf.float32),
+                "stopped": tf.cast(stopped, tf.float32)}
 
     return train_block
 
