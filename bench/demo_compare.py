@@ -5,11 +5,14 @@ programs with `run.seed` = 1..N, alternating (so a machine slowing down hits bot
 in a fresh process, and prints each run's EMA top-1 and the mean and sample standard deviation.
 
     python bench/demo_compare.py --data runs/prepare_splits/<fp> [--seeds 5] [--preset demo]
+    python bench/demo_compare.py --data DIR --programs fixmatch --first_seed 1 --seeds 5
     python bench/demo_compare.py --data DIR --hparams '"input": {"crop_min_area": 0.35}' \
         --fixmatch_hparams '"fixmatch": {"wu": 1, "confidence": 0.95}'
 
 --data is a finished split (e.g. `luigi --module pipeline PrepareSplits --local-scheduler`
-builds the demo's); model dirs go under --work (default: a new temporary directory).
+builds the demo's); model dirs go under --work (default: a new temporary directory). At the
+end the mean EMA top-1 curve of each program (and FixMatch's mask rate and pseudo-label
+accuracy) is printed at every 500 steps, read from each run's history.jsonl.
 """
 
 import argparse
@@ -51,7 +54,10 @@ def summary(values):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", required=True, help="A finished split directory.")
-    parser.add_argument("--seeds", type=int, default=5, help="Runs per program (seeds 1..N).")
+    parser.add_argument("--seeds", type=int, default=5, help="Runs per program.")
+    parser.add_argument("--first_seed", type=int, default=1, help="Seeds first_seed.. on.")
+    parser.add_argument("--programs", default=",".join(PROGRAMS),
+                        help="Comma-separated: supervised, fixmatch or both.")
     parser.add_argument("--preset", default="demo")
     parser.add_argument("--hparams", default="", help="Extra overrides for both programs.")
     for program in PROGRAMS:
@@ -59,28 +65,65 @@ def main():
                             help=f"Extra overrides for the {program} program only.")
     parser.add_argument("--work", default=None, help="Where the model dirs go.")
     args = parser.parse_args()
+    programs = [p for p in PROGRAMS if p in args.programs.split(",")]
+    if not programs or set(args.programs.split(",")) - set(PROGRAMS):
+        parser.error(f"--programs must name some of {PROGRAMS}, got {args.programs!r}")
+    seeds = range(args.first_seed, args.first_seed + args.seeds)
     work = args.work or tempfile.mkdtemp(prefix="demo_compare-")
-    results = {p: [] for p in PROGRAMS}
+    results = {p: [] for p in programs}
     print(f"# {args.seeds} seeds per program, preset {args.preset}, data {args.data}, "
           f"hparams {args.hparams!r}, supervised {args.supervised_hparams!r}, fixmatch "
           f"{args.fixmatch_hparams!r}, work {work}", flush=True)
     print("program     seed  top1(EMA)  top5   steps  wall_s  mask   pseudo", flush=True)
-    for seed in range(1, args.seeds + 1):
-        for program in PROGRAMS:
+    for seed in seeds:
+        for program in programs:
             m = run_one(program, data=args.data, model_dir=os.path.join(work, f"{program}-{seed}"),
                         preset=args.preset, seed=seed,
                         hparams=(args.hparams, getattr(args, f"{program}_hparams")))
+            m["history"] = os.path.join(work, f"{program}-{seed}", "history.jsonl")
             results[program].append(m)
             extra = (f"  {m['mask_rate']:.3f}  {m['pseudo_label_accuracy'] or float('nan'):.3f}"
                      if program == "fixmatch" else "")
             print(f"{program:<10}  {seed:>4}  {100 * m['top1']:8.1f}  {100 * m['top5']:5.1f}  "
                   f"{m['steps']:>5}  {m['wall_s']:6.0f}{extra}", flush=True)
-    for program in PROGRAMS:
+    for program in programs:
         print(f"{program}: top-1 {summary([m['top1'] for m in results[program]])} over "
               f"{len(results[program])} runs")
-    diffs = [f["top1"] - s["top1"] for s, f in zip(results["supervised"], results["fixmatch"])]
-    print(f"fixmatch - supervised, same seed: {summary(diffs)}; FixMatch ahead in "
-          f"{sum(d > 0 for d in diffs)} of {len(diffs)} seeds")
+        print_mean_curve(program, [m["history"] for m in results[program]])
+    if len(programs) == 2:
+        diffs = [f["top1"] - s["top1"]
+                 for s, f in zip(results["supervised"], results["fixmatch"])]
+        print(f"fixmatch - supervised, same seed: {summary(diffs)}; FixMatch ahead in "
+              f"{sum(d > 0 for d in diffs)} of {len(diffs)} seeds")
+
+
+def print_mean_curve(program, history_files, every=500):
+    """Mean over runs of EMA top-1 (and mask / pseudo-label accuracy) at every `every` steps
+    and at the end, with the mean minutes of training up to that step."""
+    runs = []
+    for path in history_files:
+        with open(path) as f:
+            rows = [json.loads(line) for line in f if line.strip()]
+        minutes, points = 0.0, {}
+        for row in rows:
+            minutes += row["seconds"] / 60
+            if row["step"] % every == 0 or row is rows[-1]:
+                points[row["step"]] = (minutes, row["test"]["ema_accuracy"],
+                                       row["train"].get("mask"),
+                                       row["train"].get("pseudo_label_accuracy"))
+        runs.append(points)
+    steps = sorted(set.intersection(*(set(r) for r in runs)))
+    cells = []
+    for step in steps:
+        values = list(zip(*(r[step] for r in runs)))
+        cell = (f"{step}: {100 * statistics.mean(values[1]):.1f}"
+                f" ({statistics.mean(values[0]):.1f} min)")
+        if values[2][0] is not None:
+            cell += f" mask {statistics.mean(values[2]):.2f}"
+            pseudo = [v for v in values[3] if v is not None and v == v]
+            cell += f" pseudo {statistics.mean(pseudo):.2f}" if pseudo else ""
+        cells.append(cell)
+    print(f"{program} mean curve (EMA top-1 %): " + " | ".join(cells))
 
 
 if __name__ == "__main__":

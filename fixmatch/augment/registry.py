@@ -62,54 +62,54 @@ REGISTRY = {
 # Level -> argument helpers (level is a float32 scalar tensor).
 
 def _no_args(level):
-  del level
-  return ()
+    del level
+    return ()
 
 
 def _itself(level):
-  return (level,)
+    return (level,)
 
 
 def _scaled(scale, offset=0.0):
-  return lambda level: (offset + scale * level,)
+    return lambda level: (offset + scale * level,)
 
 
 def _int_of(scale, offset=0):
-  """`offset + int(scale * level)` (truncation; levels are non-negative)."""
-  return lambda level: (offset + tf.cast(scale * level, tf.int32),)
+    """`offset + int(scale * level)` (truncation; levels are non-negative)."""
+    return lambda level: (offset + tf.cast(scale * level, tf.int32),)
 
 
 def _posterize_bits(scale):
-  """RandAugment's `int(scale * level)` bits, but at least 1.
+    """RandAugment's `int(scale * level)` bits, but at least 1.
 
-  The spec's formula gives 0 bits (a black image, as Pillow does) for the three lowest of the
-  eleven levels. The reference computed the shift `8 - bits` on uint8 and TensorFlow clamps a
-  shift of 8 to 7, so its RandAugment really gave 1-bit images there, and its published
-  accuracy was trained without black strong views: this table follows that effective
-  behaviour. The Posterize primitive itself keeps the exact formula (0 bits = black).
-  """
-  return lambda level: (tf.maximum(1, tf.cast(scale * level, tf.int32)),)
+    The spec's formula gives 0 bits (a black image, as Pillow does) for the three lowest of the
+    eleven levels. The reference computed the shift `8 - bits` on uint8 and TensorFlow clamps a
+    shift of 8 to 7, so its RandAugment really gave 1-bit images there, and its published
+    accuracy was trained without black strong views: this table follows that effective
+    behaviour. The Posterize primitive itself keeps the exact formula (0 bits = black).
+    """
+    return lambda level: (tf.maximum(1, tf.cast(scale * level, tf.int32)),)
 
 
 def _symmetric(scale):
-  """CTAugment's `(2 level - 1) * scale`, evaluated as `level * 2 scale - scale`.
+    """CTAugment's `(2 level - 1) * scale`, evaluated as `level * 2 scale - scale`.
 
-  Why this order: when the last operation is the multiplication by a constant, Grappler's constant
-  push-down merges it with the op's own constant factors inside `tf.function` (e.g. Rotate's
-  degrees-to-radians, Shear's `y * shear` with a constant `y`), while eager mode rounds each
-  product separately; the result then differed on .5 ties (up to 108 pixels of a 64x64 ShearX).
-  A subtraction on top leaves nothing to merge.
-  """
-  return lambda level: (level * (2.0 * scale) - scale,)
+    Why this order: when the last operation is the multiplication by a constant, Grappler's constant
+    push-down merges it with the op's own constant factors inside `tf.function` (e.g. Rotate's
+    degrees-to-radians, Shear's `y * shear` with a constant `y`), while eager mode rounds each
+    product separately; the result then differed on .5 ties (up to 108 pixels of a 64x64 ShearX).
+    A subtraction on top leaves nothing to merge.
+    """
+    return lambda level: (level * (2.0 * scale) - scale,)
 
 
 def _random_sign(scale):
-  """RandAugment's `scale * level`, negated with probability 0.5."""
-  def args(level):
-    flip = tf.random.uniform([]) < 0.5
-    value = scale * level
-    return (tf.where(flip, -value, value),)
-  return args
+    """RandAugment's `scale * level`, negated with probability 0.5."""
+    def args(level):
+        flip = tf.random.uniform([]) < 0.5
+        value = scale * level
+        return (tf.where(flip, -value, value),)
+    return args
 
 
 # ---------------------------------------------------------------------------------------------
@@ -163,71 +163,72 @@ CTA_IDENTITY = CTA_NAMES.index("Identity")
 
 
 def _bind(table, name, policy):
-  entries = dict(table)
-  if name not in entries:
-    raise KeyError(f"{policy} has no op {name!r}; known ops: {sorted(entries)}")
-  primitive, level_to_args = REGISTRY[name], entries[name]
+    entries = dict(table)
+    if name not in entries:
+        raise KeyError(f"{policy} has no op {name!r}; known ops: {sorted(entries)}")
+    primitive, level_to_args = REGISTRY[name], entries[name]
 
-  def op(image, level):
-    level = tf.convert_to_tensor(level, tf.float32)
-    return primitive(image, *level_to_args(level))
+    def op(image, level):
+        level = tf.convert_to_tensor(level, tf.float32)
+        return primitive(image, *level_to_args(level))
 
-  op.__name__ = f"{policy}_{name}"
-  return op
+    op.__name__ = f"{policy}_{name}"
+    return op
 
 
 def randaugment_op(name):
-  """`op(image, level)` with RandAugment's level-to-argument mapping."""
-  return _bind(RANDAUGMENT_OPS, name, "randaugment")
+    """`op(image, level)` with RandAugment's level-to-argument mapping."""
+    return _bind(RANDAUGMENT_OPS, name, "randaugment")
 
 
 def cta_op(name):
-  """`op(image, level)` with CTAugment's level-to-argument mapping."""
-  return _bind(CTA_OPS, name, "cta")
+    """`op(image, level)` with CTAugment's level-to-argument mapping."""
+    return _bind(CTA_OPS, name, "cta")
 
 
 def level_ops(table):
-  """The table's ops as a list of `op(image, level)` in index order."""
-  policy = "cta" if table is CTA_OPS else "randaugment"
-  return [_bind(table, name, policy) for name, _ in table]
+    """The table's ops as a list of `op(image, level)` in index order."""
+    policy = "cta" if table is CTA_OPS else "randaugment"
+    return [_bind(table, name, policy) for name, _ in table]
 
 
 def check_image(image):
-  """Raises TypeError unless `image` is one uint8 [H, W, 3] image (checked at trace time)."""
-  bad_rank = image.shape.rank is not None and image.shape.rank != 3
-  bad_channels = not bad_rank and image.shape.rank == 3 and image.shape[-1] not in (None, 3)
-  if image.dtype != tf.uint8 or bad_rank or bad_channels:
-    raise TypeError(f"augmentation expects one uint8 image [H, W, 3], got dtype {image.dtype.name} "
-                    f"and shape {image.shape}; apply it per image (inside Dataset.map) before "
-                    f"the float conversion")
+    """Raises TypeError unless `image` is one uint8 [H, W, 3] image (checked at trace time)."""
+    bad_rank = image.shape.rank is not None and image.shape.rank != 3
+    bad_channels = not bad_rank and image.shape.rank == 3 and image.shape[-1] not in (None, 3)
+    if image.dtype != tf.uint8 or bad_rank or bad_channels:
+        raise TypeError(f"augmentation expects one uint8 image [H, W, 3], got dtype "
+                        f"{image.dtype.name} and shape {image.shape}; apply it per image "
+                        f"(inside Dataset.map) before the float conversion")
 
 
 @functools.cache
 def _branch_ops(table):
-  """The table's ops as switch branches: non-inlined function calls, except Identity.
+    """The table's ops as switch branches: non-inlined function calls, except Identity.
 
-  Why calls: `tf.switch_case` inside tf.data is lowered to Switch/Merge, and the executor then
-  walks every (dead) node of every *untaken* branch for each image: the ops have ~600-730 nodes
-  per table, ~0.07 ms per image and layer. A call is one node, so only the taken op costs
-  anything (~0.07 ms for the call itself, measured in the pipeline). Identity, the branch of every skipped layer, stays
-  inline. Built once per table (each entry is a `tf.function`, traced per image shape).
-  """
-  return tuple(
-      op if name == "Identity" else tf.function(
-          op, autograph=False, experimental_attributes={"_noinline": True})
-      for (name, _), op in zip(table, level_ops(table)))
+    Why calls: `tf.switch_case` inside tf.data is lowered to Switch/Merge, and the executor then
+    walks every (dead) node of every *untaken* branch for each image: the ops have ~600-730 nodes
+    per table, ~0.07 ms per image and layer. A call is one node, so only the taken op costs
+    anything (~0.07 ms for the call itself, measured in the pipeline). Identity, the branch of
+    every skipped layer, stays inline. Built once per table (each entry is a `tf.function`,
+    traced per image shape).
+    """
+    return tuple(
+        op if name == "Identity" else tf.function(
+            op, autograph=False, experimental_attributes={"_noinline": True})
+        for (name, _), op in zip(table, level_ops(table)))
 
 
 def apply_indexed(table, index, image, level):
-  """Applies `table[index]` (int32 scalar tensor) at `level`; only that branch runs.
+    """Applies `table[index]` (int32 scalar tensor) at `level`; only that branch runs.
 
-  The result keeps the input's static shape, so chains of ops stay shape-inferable in tf.data.
-  The branches are non-inlined calls (`_branch_ops`): same pixels as the inline ops (tested),
-  +4-5% images/s for the RandAugment/CTAugment pipelines. An interleaved A/B of the demo training
-  (8 runs each) found no accuracy difference: EMA top-1 42.3 +- 7.8% with calls, 44.4 +- 7.0%
-  inline (the demo's run-to-run spread is that wide).
-  """
-  level = tf.convert_to_tensor(level, tf.float32)
-  branches = [(lambda op=op: op(image, level)) for op in _branch_ops(table)]
-  out = tf.switch_case(tf.cast(index, tf.int32), branches)
-  return tf.ensure_shape(out, image.shape)
+    The result keeps the input's static shape, so chains of ops stay shape-inferable in tf.data.
+    The branches are non-inlined calls (`_branch_ops`): same pixels as the inline ops (tested),
+    +4-5% images/s for the RandAugment/CTAugment pipelines. An interleaved A/B of the demo training
+    (8 runs each) found no accuracy difference: EMA top-1 42.3 +- 7.8% with calls, 44.4 +- 7.0%
+    inline (the demo's run-to-run spread is that wide).
+    """
+    level = tf.convert_to_tensor(level, tf.float32)
+    branches = [(lambda op=op: op(image, level)) for op in _branch_ops(table)]
+    out = tf.switch_case(tf.cast(index, tf.int32), branches)
+    return tf.ensure_shape(out, image.shape)
