@@ -18,7 +18,7 @@ import time
 
 from absl import flags
 
-from fixmatch import demo_images, fs
+from fixmatch import demo_images
 from stages import cli
 
 PROGRESS_EVERY = 500  # images between progress lines on stderr
@@ -42,7 +42,7 @@ def run(*, out_dir, seed=0, image_size=64, train_per_class=300, val_per_class=50
     _check_int("val_per_class", val_per_class, minimum=1)
     _check_int("num_classes", num_classes, minimum=2, maximum=len(demo_images.CLASSES))
     out_dir = os.fspath(out_dir)
-    _check_out_dir(out_dir)
+    cli.check_new_dir(out_dir)
 
     classes = list(demo_images.CLASSES[:num_classes])
     per_split = {"train": int(train_per_class), "val": int(val_per_class)}
@@ -91,18 +91,6 @@ def _check_int(name, value, *, minimum, maximum=None):
         if name == "num_classes":
             hint = f" (the defined classes are {', '.join(demo_images.CLASSES)})"
         raise DemoDataError(f"{name} must be {bound}, got {value!r}{hint}")
-
-
-def _check_out_dir(out_dir):
-    if os.path.exists(out_dir):
-        if not os.path.isdir(out_dir):
-            raise DemoDataError(f"out_dir {out_dir!r} exists and is not a directory")
-        if os.listdir(out_dir):
-            raise DemoDataError(f"out_dir {out_dir!r} is not empty; give a new or empty "
-                                "directory (existing files are never overwritten)")
-    reason = fs.unwritable_reason(out_dir)
-    if reason:
-        raise DemoDataError(f"--out {out_dir!r} cannot be written: {reason}")
 
 
 PROGRAM = cli.Program("demo_data", __doc__, required=("out",))

@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 
 from fixmatch import demo_images
-from stages import demo_data
+from stages import cli, demo_data
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TINY = dict(seed=3, image_size=24, train_per_class=4, val_per_class=2, num_classes=3)
@@ -117,11 +117,11 @@ def test_bad_arguments_raise_before_writing(tmp_path, kwargs, quoted):
 def test_refuses_non_empty_out_dir_but_accepts_empty(tmp_path):
     (tmp_path / "full").mkdir()
     (tmp_path / "full" / "keep.txt").write_text("x")
-    with pytest.raises(demo_data.DemoDataError, match="not empty"):
+    with pytest.raises(cli.StageError, match="exists and is not an empty directory"):
         demo_data.run(out_dir=tmp_path / "full", **TINY)
     assert os.listdir(tmp_path / "full") == ["keep.txt"]
     (tmp_path / "file").write_text("x")
-    with pytest.raises(demo_data.DemoDataError, match="not a directory"):
+    with pytest.raises(cli.StageError, match="exists and is not an empty directory"):
         demo_data.run(out_dir=tmp_path / "file", **TINY)
     (tmp_path / "empty").mkdir()
     demo_data.run(out_dir=tmp_path / "empty", **TINY)
