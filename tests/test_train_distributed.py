@@ -64,19 +64,27 @@ def _free_ports(n):
     return ports
 
 
-def test_two_workers_train_together(tmp_path):
-    workers = [f"127.0.0.1:{p}" for p in _free_ports(2)]
-    procs = []
-    for index in range(2):
-        tf_config = {"cluster": {"worker": workers}, "task": {"type": "worker", "index": index}}
-        procs.append(_launch("multiworker", tmp_path / "model", tmp_path / f"w{index}.json",
-                             _env(TF_CONFIG=json.dumps(tf_config))))
+def _launch_workers(mode, tmp_path, workers):
+    """One process per worker of `workers` (host:port), all training into tmp_path/model."""
+    return [_launch(mode, tmp_path / "model", tmp_path / f"w{index}.json",
+                    _env(TF_CONFIG=json.dumps({"cluster": {"worker": workers},
+                                               "task": {"type": "worker", "index": index}})))
+            for index in range(len(workers))]
+
+
+def _finish_all(procs, finish=_finish):
+    """finish(proc) for each; any process still running afterwards is killed."""
     try:
-        outputs = [_finish(p) for p in procs]
+        return [finish(p) for p in procs]
     finally:
         for p in procs:
             if p.poll() is None:
                 p.kill()
+
+
+def test_two_workers_train_together(tmp_path):
+    workers = [f"127.0.0.1:{p}" for p in _free_ports(2)]
+    outputs = _finish_all(_launch_workers("multiworker", tmp_path, workers))
     chief = json.loads((tmp_path / "w0.json").read_text())
     other = json.loads((tmp_path / "w1.json").read_text())
     assert chief["num_replicas"] == 2 and other["num_replicas"] == 2, outputs
@@ -96,25 +104,18 @@ def test_sigterm_to_one_worker_stops_every_worker_at_the_same_step_then_both_res
     import time
 
     workers = [f"127.0.0.1:{p}" for p in _free_ports(2)]
+    procs = _launch_workers("multiworker-long", tmp_path, workers)
 
-    def launch_both():
-        return [_launch("multiworker-long", tmp_path / "model", tmp_path / f"w{i}.json",
-                        _env(TF_CONFIG=json.dumps({"cluster": {"worker": workers},
-                                                   "task": {"type": "worker", "index": i}})))
-                for i in range(2)]
+    def stop_one_worker(proc):
+        if proc is procs[0]:
+            deadline = time.monotonic() + 240
+            while not (tmp_path / "model" / "checkpoint-2.index").exists():
+                assert time.monotonic() < deadline and procs[1].poll() is None, "no checkpoint-2"
+                time.sleep(0.05)
+            procs[1].send_signal(signal.SIGTERM)  # the non-chief only
+        return proc.communicate(timeout=120)[0]
 
-    procs = launch_both()
-    try:
-        deadline = time.monotonic() + 240
-        while not (tmp_path / "model" / "checkpoint-2.index").exists():
-            assert time.monotonic() < deadline and procs[1].poll() is None, "no checkpoint-2"
-            time.sleep(0.05)
-        procs[1].send_signal(signal.SIGTERM)  # the non-chief only
-        outputs = [p.communicate(timeout=120)[0] for p in procs]
-    finally:
-        for p in procs:
-            if p.poll() is None:
-                p.kill()
+    outputs = _finish_all(procs, finish=stop_one_worker)
     assert [p.returncode for p in procs] == [75, 75], outputs
     chief, other = (json.loads((tmp_path / f"w{i}.json").read_text())["interrupted"]
                     for i in range(2))
@@ -124,13 +125,7 @@ def test_sigterm_to_one_worker_stops_every_worker_at_the_same_step_then_both_res
     assert 2 <= step < 40 and (tmp_path / "model" / f"checkpoint-{step}.index").exists()
     assert not (tmp_path / "model" / "metrics.json").exists()
 
-    procs = launch_both()
-    try:
-        outputs = [_finish(p) for p in procs]
-    finally:
-        for p in procs:
-            if p.poll() is None:
-                p.kill()
+    outputs = _finish_all(_launch_workers("multiworker-long", tmp_path, workers))
     for i in range(2):
         result = json.loads((tmp_path / f"w{i}.json").read_text())
         assert result["steps"] == 40 and result["steps_this_run"] == 40 - step, outputs
