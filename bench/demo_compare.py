@@ -17,6 +17,7 @@ accuracy) is printed at every 500 steps, read from each run's history.jsonl.
 
 import argparse
 import json
+import math
 import os
 import statistics
 import subprocess
@@ -120,7 +121,7 @@ def print_mean_curve(program, history_files, every=500):
                 f" ({statistics.mean(values[0]):.1f} min)")
         if values[2][0] is not None:
             cell += f" mask {statistics.mean(values[2]):.2f}"
-            pseudo = [v for v in values[3] if v is not None and v == v]
+            pseudo = [v for v in values[3] if v is not None and math.isfinite(v)]
             cell += f" pseudo {statistics.mean(pseudo):.2f}" if pseudo else ""
         cells.append(cell)
     print(f"{program} mean curve (EMA top-1 %): " + " | ".join(cells))

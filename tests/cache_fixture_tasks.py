@@ -10,6 +10,7 @@ import time
 
 import luigi
 
+from fixmatch import fs
 from pipeline import cache, data_tasks
 
 WAIT_TIMEOUT_S = 120
@@ -46,8 +47,7 @@ class Toy(cache.CachedTask):
         count(self.counter, f"toy {self.value} pid={os.getpid()}")
         cache.write_text(cache.join(tmp_dir, "partial.txt"), "half done\n")
         if self.pad_bytes:
-            with open(cache.join(tmp_dir, "pad.bin"), "wb") as f:
-                f.write(os.urandom(self.pad_bytes))
+            fs.write_bytes(cache.join(tmp_dir, "pad.bin"), os.urandom(self.pad_bytes))
         if self.started:
             with open(self.started, "w") as f:
                 f.write(str(os.getpid()))

@@ -59,7 +59,8 @@ def wait_for(predicate, what, proc=None):
 
 def test_fingerprint_is_sha256_of_documented_inputs(tmp_path):
     task = Toy(value=7, root=str(tmp_path))
-    expected = cache.sha256_json({"stage": "toy", "format_version": 1, "params": {"pad_bytes": 0, "value": 7},
+    expected = cache.sha256_json({"stage": "toy", "format_version": 1,
+                                  "params": {"pad_bytes": 0, "value": 7},
                                   "upstream": [], "external_input": None})
     assert task.fingerprint == expected
     assert cache.canonical_json({"b": 1, "a": [1, 2]}) == '{"a":[1,2],"b":1}'
@@ -135,6 +136,15 @@ def test_stage_raising_midway_leaves_nothing_complete_then_next_run_succeeds(tmp
     assert task.manifest()["result"] == {"doubled": 10}
 
 
+def _contents(directory):
+    """{file name: bytes} of a flat directory."""
+    contents = {}
+    for name in os.listdir(directory):
+        with open(os.path.join(directory, name), "rb") as f:
+            contents[name] = f.read()
+    return contents
+
+
 def test_full_disk_while_publishing_keeps_earlier_outputs_and_says_so(tmp_path):
     """A stage that fills the disk fails with one clear line; what was published before stays
     byte for byte, its tmp dir is removed, and the freed space serves the next stage."""
@@ -151,8 +161,7 @@ def test_full_disk_while_publishing_keeps_earlier_outputs_and_says_so(tmp_path):
 
         assert toy(1, 200_000).returncode == 0
         first = Toy(value=1, pad_bytes=200_000, root=root)
-        before = {name: open(os.path.join(first.out_dir, name), "rb").read()
-                  for name in os.listdir(first.out_dir)}
+        before = _contents(first.out_dir)
         proc = toy(2, 3_000_000)
         assert proc.returncode != 0
         failed = Toy(value=2, pad_bytes=3_000_000, root=root)
@@ -162,8 +171,7 @@ def test_full_disk_while_publishing_keeps_earlier_outputs_and_says_so(tmp_path):
                         f"published before are intact; free some space under {root} and "
                         f"rerun"], proc.stderr[-2000:]
         assert published(root, "toy") == ([first.fingerprint], [])  # no tmp debris
-        assert {name: open(os.path.join(first.out_dir, name), "rb").read()
-                for name in os.listdir(first.out_dir)} == before
+        assert _contents(first.out_dir) == before
         assert toy(3, 200_000).returncode == 0
         assert len(published(root, "toy")[0]) == 2
 
