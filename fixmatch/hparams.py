@@ -93,7 +93,7 @@ _DEMO = {
     # overfit whatever the lr, epochs, weight decay or image size; crop_min_area 0.35, because
     # the reference's Inception crop (area from 0.08) often cuts the small demo object away;
     # at least 4500 steps (the demo split's 480 epochs stretched, decay at 3/4), because both
-    # programs still gain up to there: the baseline at 2250 steps was ~10 points short.
+    # programs still gain up to there (a shorter run left the baseline well short).
     "bfloat16": False,
     "num_epochs": 480,
     "ema_decay": 0.99,  # 0.999 averages over ~1000 steps: half a demo run
