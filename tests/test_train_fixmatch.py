@@ -97,8 +97,15 @@ def test_smoke_run_logs_the_fixmatch_diagnostics(tmp_path, split_dir, augment):
         assert rates.min() < 1.0
 
 
-def _cli_run(program, split_dir, model_dir, seed, deterministic=True, log=None):
-    hp = json.dumps({"run": {"seed": seed, "deterministic": deterministic}})
+# CTAugment whose sampling table changes a lot at every block (rates jump to the probes'
+# proximities, and bins under 0.99 of the best one get only epsilon): a pipeline that read the
+# table at a different moment would draw different ops.
+_VOLATILE_CTA = {"type": "cta", "cta_decay": 0.0, "cta_confidence_threshold": 0.99}
+
+
+def _cli_run(program, split_dir, model_dir, seed, deterministic=True, log=None, augment=None):
+    hp = {"run": {"seed": seed, "deterministic": deterministic}}
+    hp = json.dumps(hp | ({"augment": augment} if augment else {}))
     proc = subprocess.run(
         [sys.executable, "-m", f"stages.train_{program}", "--data", split_dir, "--model_dir",
          str(model_dir), "--preset", "smoke", "--hparams", hp],
@@ -117,10 +124,13 @@ def _cli_run(program, split_dir, model_dir, seed, deterministic=True, log=None):
     return metrics, weights, losses
 
 
-@pytest.mark.parametrize("program", ["fixmatch", "supervised"])
-def test_same_seed_with_deterministic_gives_identical_runs(tmp_path, split_dir, program):
-    first = _cli_run(program, split_dir, tmp_path / "a", seed=7)
-    second = _cli_run(program, split_dir, tmp_path / "b", seed=7)
+@pytest.mark.parametrize("program,augment", [("fixmatch", None), ("supervised", None),
+                                             ("fixmatch", _VOLATILE_CTA)],
+                         ids=["fixmatch", "supervised", "fixmatch-cta"])
+def test_same_seed_with_deterministic_gives_identical_runs(tmp_path, split_dir, program,
+                                                           augment):
+    first = _cli_run(program, split_dir, tmp_path / "a", seed=7, augment=augment)
+    second = _cli_run(program, split_dir, tmp_path / "b", seed=7, augment=augment)
     assert first[2] and first[2] == second[2]  # block losses, as printed
     for key in ("test_loss", "top1", "online_top1"):
         assert first[0][key] == second[0][key], key
@@ -128,19 +138,24 @@ def test_same_seed_with_deterministic_gives_identical_runs(tmp_path, split_dir, 
     for name in first[1]:
         np.testing.assert_array_equal(first[1][name], second[1][name], err_msg=name)
     if program == "fixmatch":
-        other = _cli_run(program, split_dir, tmp_path / "c", seed=8)
+        other = _cli_run(program, split_dir, tmp_path / "c", seed=8, augment=augment)
         assert any(not np.array_equal(first[1][n], other[1][n]) for n in first[1])
         assert other[0]["test_loss"] != first[0]["test_loss"]
+    if augment:  # the learned table is used: the same seed with CTA's defaults trains otherwise
+        default = _cli_run(program, split_dir, tmp_path / "d", seed=7, augment={"type": "cta"})
+        assert any(not np.array_equal(first[1][n], default[1][n]) for n in first[1])
 
 
-@pytest.mark.parametrize("program", ["fixmatch", "supervised"])
+@pytest.mark.parametrize("program,augment", [("fixmatch", None), ("supervised", None),
+                                             ("fixmatch", _VOLATILE_CTA)],
+                         ids=["fixmatch", "supervised", "fixmatch-cta"])
 def test_deterministic_run_resumed_from_a_checkpoint_ends_like_an_uninterrupted_one(
-        tmp_path, split_dir, program):
+        tmp_path, split_dir, program, augment):
     """Killed after its first checkpoint and rerun, a deterministic run replays the input
     batches of the restored steps and ends with the uninterrupted run's weights and metrics."""
     import shutil
 
-    whole = _cli_run(program, split_dir, tmp_path / "whole", seed=7)
+    whole = _cli_run(program, split_dir, tmp_path / "whole", seed=7, augment=augment)
     steps = whole[0]["steps"]
     resumed_dir = tmp_path / "resumed"
     shutil.copytree(tmp_path / "whole", resumed_dir)
@@ -154,7 +169,7 @@ def test_deterministic_run_resumed_from_a_checkpoint_ends_like_an_uninterrupted_
     (resumed_dir / "checkpoint").write_text(f'model_checkpoint_path: "checkpoint-{first}"\n'
                                             f'all_model_checkpoint_paths: "checkpoint-{first}"\n')
     lines = []
-    resumed = _cli_run(program, split_dir, resumed_dir, seed=7, log=lines)
+    resumed = _cli_run(program, split_dir, resumed_dir, seed=7, log=lines, augment=augment)
     assert any(f"(step {first})" in line for line in lines if line.startswith("restored"))
     assert any(f"replaying the {first} input batches" in line for line in lines), lines
     assert resumed[0]["steps"] == steps and resumed[0]["steps_this_run"] == steps - first
