@@ -105,7 +105,9 @@ _VOLATILE_CTA = {"type": "cta", "cta_decay": 0.0, "cta_confidence_threshold": 0.
 
 def _cli_run(program, split_dir, model_dir, seed, deterministic=True, log=None, augment=None):
     hp = {"run": {"seed": seed, "deterministic": deterministic}}
-    hp = json.dumps(hp | ({"augment": augment} if augment else {}))
+    if augment:  # three blocks, so a resume starts where the table has changed twice
+        hp = {"run": hp["run"] | {"min_steps": 6, "max_steps": 6}, "augment": augment}
+    hp = json.dumps(hp)
     proc = subprocess.run(
         [sys.executable, "-m", f"stages.train_{program}", "--data", split_dir, "--model_dir",
          str(model_dir), "--preset", "smoke", "--hparams", hp],
