@@ -90,8 +90,19 @@ def listdir(path: str) -> list:
 
 
 def glob(pattern: str) -> list:
-    """Sorted paths matching a shell pattern."""
-    return sorted(gfile().glob(pattern) if is_remote(pattern) else _glob.glob(pattern))
+    """Sorted paths matching a shell pattern (`**` spans directories in local patterns)."""
+    if is_remote(pattern):
+        return sorted(gfile().glob(pattern))
+    return sorted(_glob.glob(pattern, recursive=True))
+
+
+def files_under(path: str) -> list:
+    """Every file below the directory `path`, recursively, sorted."""
+    if is_remote(path):
+        walk = ((d, names) for d, _, names in gfile().walk(path))
+    else:
+        walk = ((d, names) for d, _, names in os.walk(path))
+    return sorted(join(d, name) for d, names in walk for name in names)
 
 
 def remove(path: str):

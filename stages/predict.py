@@ -4,18 +4,18 @@
     python -m stages.predict --model /tmp/export --json photos/
 
 --model is the output directory of the export stage (or its saved_model/ inside). Arguments
-are files, directories (every file in them, recursively, sorted) or glob patterns. A file that
+are files, directories (every file in them, recursively, sorted) or glob patterns; the model
+and the images may be local or on gs:// (any tf.io.gfile URL). A file that
 cannot be read or is not an image gets one line `predict: error: FILE: ...` on stderr while the
 others are still classified; the exit code is then 1 (2 for bad flags or a bad --model).
 """
 
-import glob
 import json
-import os
 import sys
 
 from absl import flags
 
+from fixmatch import fs
 from stages import cli
 
 PROGRAM = cli.Program("predict", __doc__, required=("model",), positional=True)
@@ -33,12 +33,12 @@ def expand(args) -> list:
         raise cli.StageError("give at least one image file, directory or glob pattern")
     seen, files = set(), []
     for arg in args:
-        if os.path.isdir(arg):
-            found = sorted(os.path.join(d, n) for d, _, names in os.walk(arg) for n in names)
-        elif os.path.exists(arg):
+        if fs.isdir(arg):
+            found = fs.files_under(arg)
+        elif fs.exists(arg):
             found = [arg]
         else:
-            found = sorted(glob.glob(arg, recursive=True)) or [arg]  # a missing file: an error later
+            found = fs.glob(arg) or [arg]  # a missing file: an error later
         for path in found:
             if path not in seen:
                 seen.add(path)
@@ -47,9 +47,9 @@ def expand(args) -> list:
 
 
 def _saved_model_dir(model):
-    inner = os.path.join(model, "saved_model")
-    path = inner if os.path.isdir(inner) else model
-    if not os.path.isfile(os.path.join(path, "saved_model.pb")):
+    inner = fs.join(model, "saved_model")
+    path = inner if fs.isdir(inner) else model
+    if not fs.isfile(fs.join(path, "saved_model.pb")):
         raise cli.StageError(f"--model {model!r} holds no SavedModel (saved_model.pb); pass the "
                              "--out directory of python -m stages.export")
     return path
@@ -65,14 +65,10 @@ def run(*, model, files, top=5, emit=print, errors=None) -> dict:
     results, failed = [], 0
     for name in files:
         try:
-            with open(name, "rb") as f:
-                data = f.read()
-            out = classify([data])
-        except (OSError, tf.errors.InvalidArgumentError) as e:
+            out = classify([fs.read_bytes(name)])
+        except (OSError, tf.errors.OpError) as e:  # OpError: unreadable URL or not an image
             failed += 1
-            reason = e.strerror if isinstance(e, OSError) and e.strerror else (
-                str(e.message if hasattr(e, "message") else e).strip().splitlines()[0])
-            errors(f"{PROGRAM.name}: error: {name}: {reason}")
+            errors(f"{PROGRAM.name}: error: {name}: {_reason(e)}")
             continue
         k = min(top, out["top5_indices"].shape[1])
         result = {"file": name, "top": [
@@ -82,6 +78,17 @@ def run(*, model, files, top=5, emit=print, errors=None) -> dict:
         results.append(result)
         emit(result)
     return {"classified": len(results), "failed": failed, "results": results}
+
+
+def _reason(error) -> str:
+    """One line on why a file could not be classified (TF's errors for URLs can be empty)."""
+    import tensorflow as tf
+    if isinstance(error, OSError) and error.strerror:
+        return error.strerror
+    if isinstance(error, tf.errors.NotFoundError):
+        return "No such file or directory"
+    text = str(getattr(error, "message", error)).strip()
+    return text.splitlines()[0] if text else type(error).__name__
 
 
 def main(argv=None):
