@@ -130,12 +130,13 @@ def _records(split_dir, set_name, *, training, input_context, seed):
     return ds
 
 
-def _parse(serialized):
-    """Only the JPEG bytes and the (0-based) label: cheaper than the full spec."""
+def _parse(serialized, *extra_keys):
+    """The JPEG bytes, the (0-based) label and any `extra_keys`, in that order, from one parse
+    of only those features: cheaper than the full spec."""
     spec = schema.parse_spec()
-    features = tf.io.parse_single_example(
-        serialized, {k: spec[k] for k in (schema.ENCODED, schema.LABEL)})
-    return features[schema.ENCODED], features[schema.LABEL]
+    keys = (schema.ENCODED, schema.LABEL) + extra_keys
+    features = tf.io.parse_single_example(serialized, {k: spec[k] for k in keys})
+    return tuple(features[k] for k in keys)
 
 
 def _image_dtype(image_dtype, opts):
@@ -314,14 +315,13 @@ def eval_dataset(split_dir, *, image_size, batch_size, input_context=None,
 
     @_graph_function
     def preprocess(serialized):
-        encoded, label = _parse(serialized)
+        encoded, label, *filename = _parse(
+            serialized, *((schema.FILENAME,) if with_filenames else ()))
         out = {"image": weak.center_from_jpeg(encoded, image_size=image_size,
                                               saturate_uint8=opts["saturate_uint8"]),
                "label": label}
         if with_filenames:
-            out["filename"] = tf.io.parse_single_example(
-                serialized, {schema.FILENAME: schema.parse_spec()[schema.FILENAME]})[
-                    schema.FILENAME]
+            out["filename"] = filename[0]
         return out
 
     ds = _records(split_dir, schema.VALIDATION, training=False,
