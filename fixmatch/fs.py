@@ -40,6 +40,14 @@ def unwritable_reason(path) -> str:
     return ""
 
 
+def require_writable(path, *, what: str, error=OSError, hint: str = "") -> None:
+    """Raises `error("<what> '<path>' cannot be written: <reason><hint>")` when
+    `unwritable_reason(path)` gives one: the one wording of every program's early check."""
+    reason = unwritable_reason(path)
+    if reason:
+        raise error(f"{what} {str(path)!r} cannot be written: {reason}{hint}")
+
+
 def is_remote(path) -> bool:
     """True for URLs such as gs://bucket/dir, which need tf.io.gfile instead of os."""
     return "://" in str(path)

@@ -289,10 +289,8 @@ class CachedTask(luigi.Task):
     def run(self):
         _log_once()
         fp = self.fingerprint
-        reason = fs.unwritable_reason(self.root_path)
-        if reason:
-            raise RootNotWritable(f"root {self.root_path!r} cannot be written: {reason}; give "
-                                  "a writable --root (or luigi.cfg [pipeline] root)")
+        fs.require_writable(self.root_path, what="root", error=RootNotWritable,
+                            hint="; give a writable --root (or luigi.cfg [pipeline] root)")
         makedirs(self.stage_dir)
         with _flock(self._lock_path(), what=f"{self.stage_name}/{fp[:12]}"):
             if self.complete():

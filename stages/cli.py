@@ -90,9 +90,7 @@ def check_new_dir(path: str, *, flag="--out") -> None:
     if fs.exists(path) and (not fs.isdir(path) or fs.listdir(path)):
         raise StageError(f"{flag} {path!r} exists and is not an empty directory; give a new "
                          "one (results are never overwritten)")
-    reason = fs.unwritable_reason(path)
-    if reason:
-        raise StageError(f"{flag} {path!r} cannot be written: {reason}")
+    fs.require_writable(path, what=flag, error=StageError)
 
 
 def progress(program: str, message: str) -> None:

@@ -161,9 +161,7 @@ def _prepare_output(output):
     if fs.exists(f"{output}/{SPLIT_FILE}"):
         raise layout_lib.SplitError(
             f"{output} already holds a finished split ({SPLIT_FILE}); choose a new --output")
-    reason = fs.unwritable_reason(output)
-    if reason:
-        raise layout_lib.SplitError(f"--output {output!r} cannot be written: {reason}")
+    fs.require_writable(output, what="--output", error=layout_lib.SplitError)
     for pattern in [f"{output}/{s}.tfrecord-*" for s in schema.SETS] + [
             f"{output}/classes.txt", f"{output}/rejected.jsonl"]:
         for path in fs.glob(pattern):

@@ -76,9 +76,7 @@ def check_model_dir(model_dir: str, hp: dict, *, flag="--model_dir") -> None:
         raise ModelDirError(f"{flag} is required (checkpoints, hparams.json, summaries/)")
     if fs.exists(model_dir) and not fs.isdir(model_dir):
         raise ModelDirError(f"{flag} {model_dir!r} exists and is not a directory")
-    reason = fs.unwritable_reason(model_dir)
-    if reason:
-        raise ModelDirError(f"{flag} {model_dir!r} cannot be written: {reason}")
+    fs.require_writable(model_dir, what=flag, error=ModelDirError)
     saved_path = fs.join(model_dir, HPARAMS_FILE)
     if not fs.exists(saved_path):
         return
