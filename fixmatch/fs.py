@@ -106,11 +106,8 @@ def glob(pattern: str) -> list:
 
 def files_under(path: str) -> list:
     """Every file below the directory `path`, recursively, sorted."""
-    if is_remote(path):
-        walk = ((d, names) for d, _, names in gfile().walk(path))
-    else:
-        walk = ((d, names) for d, _, names in os.walk(path))
-    return sorted(join(d, name) for d, names in walk for name in names)
+    walk = gfile().walk(path) if is_remote(path) else os.walk(path)
+    return sorted(join(d, name) for d, _, names in walk for name in names)
 
 
 def remove(path: str):
