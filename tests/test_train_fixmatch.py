@@ -126,6 +126,13 @@ def _cli_run(program, split_dir, model_dir, seed, deterministic=True, log=None, 
     return metrics, weights, losses
 
 
+def _keep_only_checkpoint(model_dir, step):
+    """Points the checkpoint state file at checkpoint-<step> alone (what a kill leaves)."""
+    import tensorflow as tf
+    tf.compat.v1.train.update_checkpoint_state(str(model_dir), f"checkpoint-{step}",
+                                               [f"checkpoint-{step}"])
+
+
 @pytest.mark.parametrize("program,augment", [("fixmatch", None), ("supervised", None),
                                              ("fixmatch", _VOLATILE_CTA)],
                          ids=["fixmatch", "supervised", "fixmatch-cta"])
@@ -168,8 +175,7 @@ def test_deterministic_run_resumed_from_a_checkpoint_ends_like_an_uninterrupted_
     first = sorted(int(p.name.split("-")[1].split(".")[0])
                    for p in resumed_dir.glob("checkpoint-*.index"))[-1]
     assert 0 < first < steps
-    (resumed_dir / "checkpoint").write_text(f'model_checkpoint_path: "checkpoint-{first}"\n'
-                                            f'all_model_checkpoint_paths: "checkpoint-{first}"\n')
+    _keep_only_checkpoint(resumed_dir, first)
     lines = []
     resumed = _cli_run(program, split_dir, resumed_dir, seed=7, log=lines, augment=augment)
     assert any(f"(step {first})" in line for line in lines if line.startswith("restored"))
@@ -224,8 +230,7 @@ def test_cta_rates_follow_the_update_rule_and_resume_from_the_checkpoint(tmp_pat
     # Forget step 2; the rerun restores checkpoint-1 and trains step 2 again, from its rates.
     for path in model_dir.glob("checkpoint-2.*"):
         path.unlink()
-    (model_dir / "checkpoint").write_text('model_checkpoint_path: "checkpoint-1"\n'
-                                          'all_model_checkpoint_paths: "checkpoint-1"\n')
+    _keep_only_checkpoint(model_dir, 1)
     lines = []
     train_fixmatch.run(log=lines.append, **kw)
     assert any(line.startswith("restored") and "(step 1)" in line for line in lines), lines
