@@ -59,8 +59,8 @@ def main():
             print(f"round {r + 1} deterministic={str(deterministic).lower():<5} "
                   f"{ips:8.1f} img/s", flush=True)
     off, on = statistics.median(speeds[False]), statistics.median(speeds[True])
-    print(f"{args.program} demo preset, {args.augment}, {args.steps} steps: deterministic {on:.1f} img/s vs "
-          f"{off:.1f} img/s off (medians): ratio {on / off:.2f}")
+    print(f"{args.program} demo preset, {args.augment}, {args.steps} steps: deterministic "
+          f"{on:.1f} img/s vs {off:.1f} img/s off (medians): ratio {on / off:.2f}")
 
 
 if __name__ == "__main__":

@@ -126,6 +126,11 @@ def _cli_run(program, split_dir, model_dir, seed, deterministic=True, log=None, 
     return metrics, weights, losses
 
 
+_DETERMINISM_CASES = pytest.mark.parametrize(
+    "program,augment", [("fixmatch", None), ("supervised", None), ("fixmatch", _VOLATILE_CTA)],
+    ids=["fixmatch", "supervised", "fixmatch-cta"])
+
+
 def _keep_only_checkpoint(model_dir, step):
     """Points the checkpoint state file at checkpoint-<step> alone (what a kill leaves)."""
     import tensorflow as tf
@@ -133,9 +138,7 @@ def _keep_only_checkpoint(model_dir, step):
                                                [f"checkpoint-{step}"])
 
 
-@pytest.mark.parametrize("program,augment", [("fixmatch", None), ("supervised", None),
-                                             ("fixmatch", _VOLATILE_CTA)],
-                         ids=["fixmatch", "supervised", "fixmatch-cta"])
+@_DETERMINISM_CASES
 def test_same_seed_with_deterministic_gives_identical_runs(tmp_path, split_dir, program,
                                                            augment):
     first = _cli_run(program, split_dir, tmp_path / "a", seed=7, augment=augment)
@@ -155,12 +158,10 @@ def test_same_seed_with_deterministic_gives_identical_runs(tmp_path, split_dir, 
         assert any(not np.array_equal(first[1][n], default[1][n]) for n in first[1])
 
 
-@pytest.mark.parametrize("program,augment", [("fixmatch", None), ("supervised", None),
-                                             ("fixmatch", _VOLATILE_CTA)],
-                         ids=["fixmatch", "supervised", "fixmatch-cta"])
+@_DETERMINISM_CASES
 def test_deterministic_run_resumed_from_a_checkpoint_ends_like_an_uninterrupted_one(
         tmp_path, split_dir, program, augment):
-    """Killed after its first checkpoint and rerun, a deterministic run replays the input
+    """Killed between its last two checkpoints and rerun, a deterministic run replays the input
     batches of the restored steps and ends with the uninterrupted run's weights and metrics."""
     import shutil
 
