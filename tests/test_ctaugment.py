@@ -188,7 +188,13 @@ def test_sampling_follows_the_probability_table():
 
 def test_new_probs_reach_an_existing_pipeline():
     policy = CTAPolicy(num_levels=15)
-    iterator = iter(tf.data.Dataset.range(10 ** 6).map(lambda _: policy.sample()[:2]))
+    # A fixed 32-element prefetch buffer, not an autotuned one: autotuning grew it past 100
+    # elements on a loaded machine, so the stale count below depended on the machine's load.
+    options = tf.data.Options()
+    options.autotune.enabled = False
+    options.experimental_optimization.inject_prefetch = False
+    ds = tf.data.Dataset.range(10 ** 6).map(lambda _: policy.sample()[:2]).prefetch(32)
+    iterator = iter(ds.with_options(options))
     _, first_levels = zip(*[next(iterator) for _ in range(300)])
     assert len({int(15 * float(l)) for ls in first_levels for l in ls}) == 15  # uniform at start
     only_bin_3 = np.zeros([NUM_OPS, 15], np.float32)
