@@ -89,7 +89,7 @@ PROJECT_HPARAMS = {
 
 # Presets are partial overrides applied on top of the program's defaults.
 _DEMO = {
-    # Why (measurements in the README): RandAugment, because with flips only 300 labels
+    # Why (measurements in docs/results.md): RandAugment, because with flips only 300 labels
     # overfit whatever the lr, epochs, weight decay or image size; crop_min_area 0.35, because
     # the reference's Inception crop (area from 0.08) often cuts the small demo object away;
     # at least 4500 steps (the demo split's 480 epochs stretched, decay at 3/4), because both

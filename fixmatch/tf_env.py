@@ -4,7 +4,7 @@
   programs' own progress output; warnings and errors still show.
 - TF_ENABLE_ONEDNN_OPTS=1 on x86-64: TensorFlow turns its oneDNN kernels on by default only on
   CPUs with AVX-512 VNNI/BF16, AVX-VNNI or AMX; on the others (AVX2-only cloud CPUs) training
-  steps are much slower without them (README, Performance). Not on ARM, where TensorFlow's
+  steps are much slower without them (docs/performance.md). Not on ARM, where TensorFlow's
   default depends on the core type.
 A value the user set wins; TensorFlow reads both once, at its first import.
 """

@@ -223,10 +223,9 @@ def apply_indexed(table, index, image, level):
     """Applies `table[index]` (int32 scalar tensor) at `level`; only that branch runs.
 
     The result keeps the input's static shape, so chains of ops stay shape-inferable in tf.data.
-    The branches are non-inlined calls (`_branch_ops`): same pixels as the inline ops (tested),
-    +4-5% images/s for the RandAugment/CTAugment pipelines. An interleaved A/B of the demo training
-    (8 runs each) found no accuracy difference: EMA top-1 42.3 +- 7.8% with calls, 44.4 +- 7.0%
-    inline (the demo's run-to-run spread is that wide).
+    The branches are non-inlined calls (`_branch_ops`): the same pixels as the inline ops
+    (tested), faster in the RandAugment/CTAugment pipelines (docs/performance.md) and no different
+    in accuracy (the A/B in docs/results.md).
     """
     level = tf.convert_to_tensor(level, tf.float32)
     branches = [(lambda op=op: op(image, level)) for op in _branch_ops(table)]
