@@ -55,10 +55,11 @@ def test_list_of_boundaries_is_piecewise_constant():
               decay_epochs=[3, 7], decay_rate=0.1, base_lr=0.256, global_batch_size=256)
     assert lr_at(fn, 5) == pytest.approx(0.256 * 0.5)   # warm-up, epoch 0.5
     assert lr_at(fn, 10) == pytest.approx(0.256)
-    assert lr_at(fn, 29) == pytest.approx(0.256)
-    assert lr_at(fn, 30) == pytest.approx(0.0256)
-    assert lr_at(fn, 69) == pytest.approx(0.0256)
-    assert lr_at(fn, 70) == pytest.approx(0.00256)
+    # PiecewiseConstantDecay: at a boundary (epoch 3 = step 30) the old rate, then decayed.
+    assert lr_at(fn, 30) == pytest.approx(0.256)
+    assert lr_at(fn, 31) == pytest.approx(0.0256)
+    assert lr_at(fn, 70) == pytest.approx(0.0256)
+    assert lr_at(fn, 71) == pytest.approx(0.00256)
 
 
 def test_lr_scales_with_global_labeled_batch():

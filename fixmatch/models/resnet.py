@@ -2,10 +2,12 @@
 
 ResNet-50 reproduces the reference FixMatch ImageNet model layer for layer (spec section 5): the
 stride of a downsampling bottleneck sits on its 3x3 conv (v1.5), the first block of a stage gets
-a 1x1 conv + BN projection shortcut, BN uses momentum 0.9 / epsilon 1e-5 and starts at gamma 1
-(no zero-gamma trick), and weight decay is an L2 penalty on every conv kernel plus the dense
-kernel and bias (never BN). Keeping the decay as per-layer regularizers means `model.losses` is
-exactly the reference's `L_wd = sum(weight_decay * ||w||^2)` and the engine just adds it.
+a 1x1 conv + BN projection shortcut, BN uses momentum 0.9 / epsilon 1e-5, starts at gamma 1
+(no zero-gamma trick) and moves its moving variance towards the unbiased batch variance as the
+reference's fused kernel did (`batch_norm.UnbiasedBatchNormalization`), and weight decay is an
+L2 penalty on every conv kernel plus the dense kernel and bias (never BN). Keeping the decay as
+per-layer regularizers means `model.losses` is exactly the reference's
+`L_wd = sum(weight_decay * ||w||^2)` and the engine just adds it.
 
 Smaller members share every convention so a CPU demo exercises the same code path:
 `resnet18` (basic blocks) and `resnet_tiny` (basic blocks, widths 16/32/64, a 3x3 stride-1 stem
@@ -20,6 +22,8 @@ from functools import partial
 import numbers
 
 import keras
+
+from fixmatch.models.batch_norm import UnbiasedBatchNormalization
 
 BN_MOMENTUM = 0.9  # Keras semantics: moving = 0.9 * moving + 0.1 * batch, as the reference.
 BN_EPSILON = 1e-5
@@ -54,7 +58,7 @@ class _LayerFactory:
             dtype=self.dtype_policy, name=name)(x)
 
     def bn(self, x, *, name):
-        return keras.layers.BatchNormalization(
+        return UnbiasedBatchNormalization(
             axis=-1, momentum=BN_MOMENTUM, epsilon=BN_EPSILON,
             gamma_initializer="ones", beta_initializer="zeros",
             dtype=self.dtype_policy, name=name)(x)

@@ -8,7 +8,12 @@ function of training progress whatever the batch size or replica count:
     base            = base_lr * B / 256
     lr(e)           = base * e / warmup_epochs                 if warm-up and e < warmup_epochs
                     = base * decay_rate ** floor(e / decay_epochs)   (staircase from epoch 0)
-                    = base * decay_rate ** #{b in decay_epochs : e >= b}  (list of boundaries)
+                    = base * decay_rate ** #{b in decay_epochs : e > b}   (list of boundaries)
+
+A list of boundaries follows Keras' `PiecewiseConstantDecay`, as the reference: the rate at a
+step whose epoch equals a boundary is still the old one, the decay comes after it. That
+comparison is made on the step counter against `b * steps_per_epoch` in float64 (within 1e-6
+of a step), so a boundary that falls on a whole step is not missed by float rounding.
 """
 
 import math
@@ -60,8 +65,9 @@ def create_learning_rate_fn(*, base_lr: float, global_batch_size: int,
     if steps_per_epoch <= 0:
         raise ValueError(f"steps_per_epoch must be > 0, got {steps_per_epoch!r}")
     base = scaled_base_lr(base_lr=base_lr, global_batch_size=global_batch_size)
-    boundaries = (list(decay_epochs) if isinstance(decay_epochs, (list, tuple))
-                  else None)
+    # Boundaries in steps (float64, plus a tolerance for float error): decay once step > b.
+    boundaries = ([float(b) * steps_per_epoch + 1e-6 for b in decay_epochs]
+                  if isinstance(decay_epochs, (list, tuple)) else None)
     warm = bool(use_warmup) and warmup_epochs > 0
 
     def learning_rate_fn(step):
@@ -69,8 +75,8 @@ def create_learning_rate_fn(*, base_lr: float, global_batch_size: int,
         if boundaries is None:
             num_decays = tf.floor(epoch / float(decay_epochs))
         else:
-            num_decays = tf.add_n([tf.cast(epoch >= float(b), tf.float32)
-                                   for b in boundaries])
+            step64 = tf.cast(step, tf.float64)
+            num_decays = tf.add_n([tf.cast(step64 > b, tf.float32) for b in boundaries])
         lr = base * tf.pow(tf.constant(decay_rate, tf.float32), num_decays)
         if warm:
             lr = tf.where(epoch < warmup_epochs, base * epoch / float(warmup_epochs), lr)
