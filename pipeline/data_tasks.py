@@ -9,9 +9,6 @@ upstream: `DemoData` when data_dir is empty, else `ImageFolder(data_dir)`. Both 
 """
 
 import hashlib
-import os
-import posixpath
-from concurrent import futures
 
 import luigi
 
@@ -20,7 +17,6 @@ from pipeline import cache
 
 TFRECORD_PREFIXES = ("train-", "validation-")  # imagenet_to_gcs shard names
 IMAGE_SPLIT_DIRS = ("train", "val", "validation")
-REMOTE_STAT_THREADS = 32  # one request per object on GCS; parallel to keep big folders bearable
 
 
 class DataDirError(ValueError):
@@ -129,53 +125,22 @@ def detect_layout(data_dir) -> str:
 
 def listing_fingerprint(data_dir) -> dict:
     """{layout, files, bytes, sha256} over the sorted (relative path, size, mtime_ns) list of
-    the input files: train/val/validation trees, or the top-level train-*/validation-* files."""
+    the input files: train/val/validation trees, or the top-level train-*/validation-* files.
+
+    Listed by `fs.listing_lines`: in bulk on object stores (size and update time come with the
+    listing, about one request per 1,000 objects), by directory descriptor on local disks."""
     layout = detect_layout(data_dir)
     path = fs.normalize(data_dir)
-    rel_paths = sorted(_input_files(path, layout))
-    stats = _stat_all(path, rel_paths)
-    digest = hashlib.sha256()
-    total = 0
-    for rel, (size, mtime_ns) in zip(rel_paths, stats):
-        digest.update(f"{rel}\0{size}\0{mtime_ns}\n".encode("utf-8", "surrogateescape"))
-        total += size
-    return {"layout": layout, "files": len(rel_paths), "bytes": total,
-            "sha256": digest.hexdigest()}
-
-
-def _input_files(path, layout):
     if layout == "tfrecord":
-        return [n for n in fs.listdir(path) if n.startswith(TFRECORD_PREFIXES)
-                and not fs.isdir(fs.join(path, n))]
-    files = []
-    present = set(fs.listdir(path))  # not isdir(path/val): object stores match prefixes
-    for split in IMAGE_SPLIT_DIRS:
-        top = fs.join(path, split)
-        if split not in present or not fs.isdir(top):
-            continue
-        if fs.is_remote(path):
-            for dirpath, _, names in fs.gfile().walk(top):
-                rel_dir = posixpath.relpath(dirpath.rstrip("/"), path)
-                files.extend(posixpath.join(rel_dir, n) for n in names)
-        else:
-            for dirpath, _, names in os.walk(top):
-                rel_dir = os.path.relpath(dirpath, path)
-                files.extend(os.path.join(rel_dir, n).replace(os.sep, "/") for n in names)
-    return files
-
-
-def _stat_all(path, rel_paths):
-    if not fs.is_remote(path):
-        out = []
-        for rel in rel_paths:
-            st = os.stat(os.path.join(path, rel))
-            out.append((st.st_size, st.st_mtime_ns))
-        return out
-    g = fs.gfile()
-
-    def stat(rel):
-        st = g.stat(posixpath.join(path, rel))
-        return st.length, st.mtime_nsec
-
-    with futures.ThreadPoolExecutor(REMOTE_STAT_THREADS) as pool:
-        return list(pool.map(stat, rel_paths))
+        lines = [line for line in fs.listing_lines(path, recursive=False)
+                 if line.startswith(TFRECORD_PREFIXES)]
+    else:
+        present = set(fs.listdir(path))  # not isdir(path/val): object stores match prefixes
+        lines = []
+        for split in IMAGE_SPLIT_DIRS:
+            if split in present:
+                lines += fs.listing_lines(fs.join(path, split), prefix=split + "/")
+    text = "".join(lines)
+    return {"layout": layout, "files": len(lines),
+            "bytes": sum(int(line.split("\0", 2)[1]) for line in lines),
+            "sha256": hashlib.sha256(text.encode("utf-8", "surrogateescape")).hexdigest()}
