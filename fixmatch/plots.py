@@ -24,8 +24,9 @@ def _png(plt, fig) -> bytes:
     return buf.getvalue()
 
 
-def confusion_png(confusion, classes) -> bytes:
-    """Row-normalised confusion matrix (rows = true class) as a PNG."""
+def confusion_png(confusion, classes, *, title: str) -> bytes:
+    """Row-normalised confusion matrix (rows = true class) as a PNG; `title` names the model
+    (several matrices side by side are otherwise told apart by file path only)."""
     confusion = np.asarray(confusion, np.float64)
     rows = confusion / np.maximum(confusion.sum(axis=1, keepdims=True), 1)
     n = len(classes)
@@ -38,7 +39,7 @@ def confusion_png(confusion, classes) -> bytes:
     if n <= 40:
         ax.set_xticks(range(n), classes, rotation=90, fontsize=7)
         ax.set_yticks(range(n), classes, fontsize=7)
-    ax.set_title("confusion matrix (share of each true class)")
+    ax.set_title(f"{title}\nconfusion matrix (share of each true class)", fontsize=9)
     return _png(plt, fig)
 
 

@@ -12,7 +12,8 @@ Layout of ROOT/<stage>/:
     <fp>/params.json        every resolved Luigi parameter of the run that produced it
     .tmp-<fp>-<random>/     a run in progress, or the debris of a dead one (never read)
     <fp>.lock               flock held while a run of <fp> is in progress (local roots)
-    <fp>.work/              scratch kept across failed runs (checkpoints of resumable stages)
+    <fp>.work/              scratch kept across failed runs (checkpoints of resumable stages),
+                            removed once <fp>/ is published (a second copy of nothing needed)
 
 Publishing on a local root is one os.rename of the finished tmp dir (manifest.json written
 last inside it), under an fcntl.flock on <fp>.lock. The kernel drops the lock when its process
@@ -248,7 +249,8 @@ class CachedTask(luigi.Task):
     @property
     def work_dir(self) -> str:
         """Persistent scratch for this fingerprint (created by the stage if it wants one; it
-        survives failed runs and is only used under this fingerprint's lock)."""
+        survives failed runs, is only used under this fingerprint's lock and is removed once
+        the output is published)."""
         return join(self.stage_dir, self.fingerprint + ".work")
 
     def output(self) -> StageOutput:
@@ -311,6 +313,8 @@ class CachedTask(luigi.Task):
                         f"was published and the outputs published before are intact; free some "
                         f"space under {self.root_path} and rerun") from e
                 raise
+            if exists(self.work_dir):  # only a failed run resumes from it
+                rmtree(self.work_dir)
 
     def _run_into(self, tmp_dir: str):
         created = datetime.datetime.now(datetime.timezone.utc)

@@ -4,13 +4,37 @@ Bad parameters (an unknown hparams key, a split name, a missing --data-dir) surf
 checks `complete()`, before any task runs; Luigi reports them as a long traceback under "error
 in complete() method" and passes the exception to no event handler. So `CachedTask.complete`
 hands it to `remember`, and the DEPENDENCY_MISSING event Luigi fires next prints the library's
-own message on one line, naming the task. luigi.cfg `[retcode]` makes such runs exit non-zero
-(Luigi's default is 0 even when a task failed).
+own message on one line, naming the task.
+
+Luigi's exit code is 0 even when a task failed, unless the `[retcode]` section of its
+configuration says otherwise; a script or scheduler would take the failure for a success.
+Importing the pipeline (`luigi --module pipeline ...` does, from any directory) fills in
+RETCODES for every key the user's configuration leaves unset.
 """
 
+import configparser
 import sys
 
 import luigi
+import luigi.configuration
+
+#: Exit codes of a `luigi --module pipeline ...` run (luigi.retcodes names; the highest applies).
+RETCODES = {"already_running": 10, "missing_data": 20, "not_run": 25, "task_failed": 30,
+            "scheduling_error": 35, "unhandled_exception": 40}
+
+
+def apply_retcode_defaults(config=None) -> None:
+    """Set each `[retcode]` key of RETCODES the Luigi configuration does not set; a value the
+    user configured (luigi.cfg, LUIGI_CONFIG_PATH, /etc/luigi) is kept."""
+    config = config or luigi.configuration.get_config()
+    for key, code in RETCODES.items():
+        if config.has_option("retcode", key):
+            continue
+        try:
+            config.set("retcode", key, str(code))
+        except configparser.NoSectionError:  # .cfg parser (the TOML one creates sections)
+            config.add_section("retcode")
+            config.set("retcode", key, str(code))
 
 
 def error_line(task, exception) -> str:

@@ -1,32 +1,30 @@
-"""Evaluate and Export: what becomes of a trained model, as cached Luigi stages.
+"""Evaluate and export a trained model, one task class per program, as cached Luigi stages.
 
-    luigi --module pipeline Evaluate --local-scheduler --program fixmatch
-    luigi --module pipeline Export --local-scheduler --program fixmatch
+    luigi --module pipeline EvaluateFixMatch --local-scheduler --split frac10.seed1
+    luigi --module pipeline ExportSupervised --local-scheduler --supervised-hparams '...'
 
-Both take the shared parameters of pipeline/chain.py (so they find the training run and split
-that FullRun with the same flags would build) plus `--program`. Their fingerprints are the
-program and the upstream fingerprints: the resolved hparams enter through the training task's.
-Evaluate publishes evaluation.json, predictions.npz, confusion.png; Export publishes
-saved_model/, classes.txt, export.json.
+Each requires the training task of its program and the split (luigi.util.requires), so it
+takes exactly that training's parameters, under FullRun's flag names, and finds the outputs
+FullRun with the same flags built. The program is in the task's name (and so in its Luigi
+task id). Fingerprints: the program and the upstream fingerprints (the resolved hparams enter
+through the training task's). Evaluate publishes evaluation.json, predictions.npz and
+confusion.png (titled with the training's run name); Export publishes saved_model/,
+classes.txt and export.json.
 """
 
-import luigi
+from luigi.util import requires
 
-from pipeline import cache, chain
+from pipeline import cache, split_tasks, train_tasks
 
 
-class _ModelTask(chain.ChainParams, cache.CachedTask):
-    program = luigi.ChoiceParameter(default="fixmatch", choices=chain.PROGRAMS,
-                                    description="Which trained model: supervised | fixmatch.")
-
-    def requires(self):
-        return {"model": self.train_task(self.program), "split": self.split_task()}
+class _ModelTask(cache.CachedTask):
+    program = ""  # a class constant: one task class per program
 
     def significant_params(self):
         return {"program": self.program}
 
 
-class Evaluate(_ModelTask):
+class _Evaluate(_ModelTask):
     """Top-1/top-5, per-class accuracy, confusion matrix and predictions on the validation set."""
 
     stage_name = "evaluate"
@@ -34,10 +32,10 @@ class Evaluate(_ModelTask):
     def run_stage(self, tmp_dir):
         from stages import evaluate
         return evaluate.run(model=self.input_dir("model"), data=self.input_dir("split"),
-                            out=tmp_dir)
+                            out=tmp_dir, name=self.requires()["model"].run_name)
 
 
-class Export(_ModelTask):
+class _Export(_ModelTask):
     """A SavedModel that classifies encoded image bytes (python -m stages.predict uses it)."""
 
     stage_name = "export"
@@ -46,3 +44,31 @@ class Export(_ModelTask):
         from stages import export
         return export.run(model=self.input_dir("model"), data=self.input_dir("split"),
                           out=tmp_dir)
+
+
+@requires(model=train_tasks.TrainSupervised, split=split_tasks.PrepareSplits)
+class EvaluateSupervised(_Evaluate):
+    __doc__ = _Evaluate.__doc__
+    program = "supervised"
+
+
+@requires(model=train_tasks.TrainFixMatch, split=split_tasks.PrepareSplits)
+class EvaluateFixMatch(_Evaluate):
+    __doc__ = _Evaluate.__doc__
+    program = "fixmatch"
+
+
+@requires(model=train_tasks.TrainSupervised, split=split_tasks.PrepareSplits)
+class ExportSupervised(_Export):
+    __doc__ = _Export.__doc__
+    program = "supervised"
+
+
+@requires(model=train_tasks.TrainFixMatch, split=split_tasks.PrepareSplits)
+class ExportFixMatch(_Export):
+    __doc__ = _Export.__doc__
+    program = "fixmatch"
+
+
+EVALUATE = {"supervised": EvaluateSupervised, "fixmatch": EvaluateFixMatch}
+EXPORT = {"supervised": ExportSupervised, "fixmatch": ExportFixMatch}

@@ -7,47 +7,46 @@
                             "learning_rate": {"warmup_epochs": 50, "decay_epochs": 500}'
 
 FullRun = demo data (when no --data-dir) -> PrepareSplits -> TrainSupervised and TrainFixMatch
--> Evaluate of each -> Report, and Export of the FixMatch model; it prints the report's table
-at the end, also when every stage was already cached.
+-> EvaluateSupervised and EvaluateFixMatch -> Report, and ExportFixMatch; it prints the
+report's table at the end, also when every stage was already cached. Report and FullRun take
+every parameter (luigi.util.requires inherits those of each task they require) and hand each
+task its own: `--fixmatch-hparams` reaches only the FixMatch tasks.
 """
 
 import luigi
+from luigi.util import requires
 
-from pipeline import cache, chain, eval_tasks
+from pipeline import cache, eval_tasks, train_tasks
 
 
-class Report(chain.ChainParams, cache.CachedTask):
+@requires(train_supervised=train_tasks.TrainSupervised, train_fixmatch=train_tasks.TrainFixMatch,
+          eval_supervised=eval_tasks.EvaluateSupervised,
+          eval_fixmatch=eval_tasks.EvaluateFixMatch)
+class Report(cache.CachedTask):
     """report.md, report.json and top1.png comparing the supervised baseline with FixMatch."""
 
     stage_name = "report"
-
-    def requires(self):
-        return {**{f"train_{p}": self.train_task(p) for p in chain.PROGRAMS},
-                **{f"eval_{p}": self.upstream(eval_tasks.Evaluate, program=p,
-                                              **self.chain_params()) for p in chain.PROGRAMS}}
 
     def significant_params(self):
         return {}  # everything that decides the report is in the upstream fingerprints
 
     def run_stage(self, tmp_dir):
         from stages import report
+        required = self.requires()
+        runs = {p: {"name": required[f"train_{p}"].run_name,
+                    "fingerprint": required[f"train_{p}"].fingerprint}
+                for p in train_tasks.PROGRAMS}
         return report.run(supervised=self.input_dir("train_supervised"),
                           fixmatch=self.input_dir("train_fixmatch"),
                           supervised_eval=self.input_dir("eval_supervised"),
-                          fixmatch_eval=self.input_dir("eval_fixmatch"), out=tmp_dir)
+                          fixmatch_eval=self.input_dir("eval_fixmatch"), out=tmp_dir, runs=runs)
 
 
-class FullRun(chain.ChainParams, luigi.WrapperTask):
+@requires(report=Report, export=eval_tasks.ExportFixMatch)
+class FullRun(luigi.WrapperTask):
     """The whole chain; prints the comparison table when it is done."""
 
     root = cache.root_parameter()
-
-    upstream = cache.CachedTask.upstream
-
-    def requires(self):
-        return {"report": self.upstream(Report, **self.chain_params()),
-                "export": self.upstream(eval_tasks.Export, program="fixmatch",
-                                        **self.chain_params())}
 
 
 @FullRun.event_handler(luigi.Event.SUCCESS)

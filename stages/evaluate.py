@@ -42,8 +42,9 @@ PREDICTIONS_FILE = "predictions.npz"
 CONFUSION_FILE = "confusion.png"
 
 
-def run(*, model, data, out, weights="auto", batch_size=None) -> dict:
-    """Evaluates the run in `model` on `data`'s validation set into `out`; returns the summary."""
+def run(*, model, data, out, weights="auto", batch_size=None, name=None) -> dict:
+    """Evaluates the run in `model` on `data`'s validation set into `out`; returns the summary.
+    `name` (default: the run directory's name) titles the confusion matrix."""
     from fixmatch import evaluation
     split = split_dir.read_split(data, sets=("validation",))
     cli.check_new_dir(out)
@@ -65,7 +66,9 @@ def run(*, model, data, out, weights="auto", batch_size=None) -> dict:
     from fixmatch import plots
     if split.num_classes <= plots.MAX_CONFUSION_CLASSES:
         fs.write_bytes(fs.join(out, CONFUSION_FILE),
-                       plots.confusion_png(result["confusion"], split.classes))
+                       plots.confusion_png(result["confusion"], split.classes, title=(
+                           f"{name or fs.normalize(model).rsplit('/', 1)[-1]}: "
+                           f"{hp['model']['name']}, {used} weights")))
     summary = dict(result, weights=used, model=model, data=split.path, split=split.name,
                    classes=list(split.classes), model_name=hp["model"]["name"])
     jsonio.write_json_atomic(fs.join(out, EVALUATION_FILE), summary)

@@ -4,10 +4,13 @@
         --fixmatch runs/train_fixmatch/<fp> --supervised_eval runs/evaluate/<fp1> \\
         --fixmatch_eval runs/evaluate/<fp2> --out /tmp/report
 
-Each --<program> is a training output (metrics.json, history.jsonl); each --<program>_eval the
-evaluate stage's output of it (evaluation.json). Writes report.json (every number of the
-table), report.md (the table) and top1.png (validation top-1 over training, both runs, from
-the history the engine wrote as it trained). Prints the table.
+Each --<program> is a training output (metrics.json, hparams.json, history.jsonl); each
+--<program>_eval the evaluate stage's output of it (evaluation.json). Writes report.json (every
+number of the tables), report.md (the comparison, then each run's name, fingerprint and key
+hparams) and top1.png (validation top-1 over training, both runs, from the history the engine
+wrote as it trained). Prints the tables. The pipeline names each run as TensorBoard does
+(`fixmatch-frac10.seed1-demo-3f2a9c1b`: program, split, preset, short fingerprint); run alone,
+a run is named by its directory.
 """
 
 import sys
@@ -34,6 +37,12 @@ COLUMNS = (("top-1", "top1", "pct"), ("top-5", "top5", "pct"), ("labeled", "num_
            ("epochs", "epochs", "f1"), ("wall time", "wall_time_s", "time"),
            ("img/s", "images_per_sec", "f0"), ("mask rate", "mask_rate", "pct"),
            ("pseudo-label acc.", "pseudo_label_accuracy", "pct"))
+#: The hparams a reader compares first: (column title, dotted key in hparams.json).
+KEY_HPARAMS = (("model", "model.name"), ("image px", "input.image_size"),
+               ("batch/replica", "run.per_worker_batch_size"), ("epochs", "num_epochs"),
+               ("base lr", "learning_rate.base_lr"), ("weight decay", "weight_decay"),
+               ("EMA decay", "ema_decay"), ("augment", "augment.type"), ("uratio", "uratio"),
+               ("threshold", "fixmatch.confidence"), ("wu", "fixmatch.wu"), ("seed", "run.seed"))
 
 
 def _read(path, what):
@@ -42,15 +51,28 @@ def _read(path, what):
     return jsonio.read_json(path)
 
 
+def key_hparams(hp: dict) -> dict:
+    """{dotted key: value} of KEY_HPARAMS (None where the program has no such key)."""
+    out = {}
+    for _, dotted in KEY_HPARAMS:
+        value = hp
+        for part in dotted.split("."):
+            value = value.get(part) if isinstance(value, dict) else None
+        out[dotted] = value
+    return out
+
+
 def _row(run_dir, eval_dir):
     metrics = _read(fs.join(run_dir, "metrics.json"), "training output")
+    hp = _read(fs.join(run_dir, "hparams.json"), "training output")
     evaluation = _read(fs.join(eval_dir, "evaluation.json"), "evaluate output")
     history_path = fs.join(run_dir, history_lib.HISTORY_FILE)
     history = history_lib.read_history(history_path) if fs.exists(history_path) else []
     key = "ema_accuracy" if evaluation["weights"] == "ema" else "accuracy"
     row = {name: metrics.get(name) for _, name, _ in COLUMNS}
     row.update(top1=evaluation["top1"], top5=evaluation["top5"], weights=evaluation["weights"],
-               model=metrics.get("program"), run=run_dir, evaluation=eval_dir)
+               model=metrics.get("program"), run=run_dir, evaluation=eval_dir,
+               hparams=key_hparams(hp))
     curve = [(h["epoch"], h["test"][key]) for h in history if h["test"].get(key) is not None]
     return row, curve
 
@@ -80,13 +102,32 @@ def format_table(report: dict) -> str:
         f"(validation, {report['runs']['fixmatch']['weights']} weights)."
 
 
-def run(*, supervised, fixmatch, supervised_eval, fixmatch_eval, out) -> dict:
-    """Writes the comparison into `out`; returns report.json's content."""
+def format_runs(report: dict) -> str:
+    """Which runs were compared: name, fingerprint and key hparams, as a Markdown table."""
+    lines = ["| run | name | fingerprint | " + " | ".join(t for t, _ in KEY_HPARAMS) + " |",
+             "|" + "---|" * (len(KEY_HPARAMS) + 3)]
+    for program in PROGRAMS:
+        row = report["runs"][program]
+        hp = row.get("hparams", {})
+        fp = f"`{row['fingerprint']}`" if row.get("fingerprint") else "-"
+        lines.append(f"| {program} | {row.get('name', '-')} | {fp} | " + " | ".join(
+            "-" if hp.get(key) is None else str(hp[key]) for _, key in KEY_HPARAMS) + " |")
+    return "\n".join(lines)
+
+
+def run(*, supervised, fixmatch, supervised_eval, fixmatch_eval, out, runs=None) -> dict:
+    """Writes the comparison into `out`; returns report.json's content. `runs`, optional:
+    {program: {"name": ..., "fingerprint": ...}} of the two trainings (the pipeline's names)."""
     cli.check_new_dir(out)
     rows, curves = {}, {}
-    for name, run_dir, eval_dir in (("supervised", supervised, supervised_eval),
-                                    ("fixmatch", fixmatch, fixmatch_eval)):
-        rows[name], curves[name] = _row(run_dir, eval_dir)
+    for program, run_dir, eval_dir in (("supervised", supervised, supervised_eval),
+                                       ("fixmatch", fixmatch, fixmatch_eval)):
+        row, curve = _row(run_dir, eval_dir)
+        label = dict((runs or {}).get(program) or {})
+        row.update(name=label.get("name") or fs.normalize(run_dir).rsplit("/", 1)[-1],
+                   fingerprint=label.get("fingerprint"))
+        legend = row["name"] if row["name"].startswith(program) else f"{program}: {row['name']}"
+        rows[program], curves[legend] = row, curve
     report = {"runs": rows, "plot": PLOT,
               "fixmatch_minus_supervised_top1": rows["fixmatch"]["top1"] - rows["supervised"]["top1"]}
     fs.makedirs(out)
@@ -94,6 +135,7 @@ def run(*, supervised, fixmatch, supervised_eval, fixmatch_eval, out) -> dict:
     fs.write_bytes(fs.join(out, PLOT), plots.curves_png(
         curves, title="validation top-1 over training"))
     fs.write_text(fs.join(out, REPORT_MD), f"# Supervised baseline vs FixMatch\n\n{table}\n\n"
+                  f"## Runs\n\n{format_runs(report)}\n\n"
                   f"![validation top-1 over training]({PLOT})\n")
     jsonio.write_json_atomic(fs.join(out, REPORT_JSON), report)
     return report
@@ -102,7 +144,8 @@ def run(*, supervised, fixmatch, supervised_eval, fixmatch_eval, out) -> dict:
 def print_report(report_dir: str, *, export_dir=None, stream=None) -> None:
     """Prints the table of a finished report directory (FullRun's last words)."""
     report = jsonio.read_json(fs.join(report_dir, REPORT_JSON))
-    lines = [f"\n{format_table(report)}\n", f"report: {fs.join(report_dir, REPORT_MD)}",
+    names = "\n".join(f"{p}: {report['runs'][p].get('name', '-')}" for p in PROGRAMS)
+    lines = [f"\n{format_table(report)}\n", names, f"report: {fs.join(report_dir, REPORT_MD)}",
              f"plot:   {fs.join(report_dir, PLOT)}"]
     if export_dir:
         lines.append(f"model:  {export_dir} (python -m stages.predict --model {export_dir} "

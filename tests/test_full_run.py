@@ -71,15 +71,39 @@ def test_rerun_and_single_stages_reuse_the_cache(full_run):
     assert again.returncode == 0, again.stderr[-3000:]
     assert "| fixmatch |" in again.stdout  # printed although nothing ran
     assert "ran successfully" not in again.stdout + again.stderr
-    alone = luigi(root, "Evaluate", "--program", "supervised")
-    assert alone.returncode == 0 and "ran successfully" not in alone.stdout + alone.stderr
-    # A changed FixMatch override retrains FixMatch only (a new fingerprint), not the baseline.
-    from pipeline import train_tasks
-    kw = dict(root=str(root), preset="smoke", demo=json.loads(DEMO), split="frac50.seed1")
-    assert (train_tasks.TrainSupervised(fixmatch_hparams='"uratio": 3', **kw).fingerprint
-            == train_tasks.TrainSupervised(**kw).fingerprint)
-    assert (train_tasks.TrainFixMatch(fixmatch_hparams='"uratio": 3', **kw).fingerprint
-            != train_tasks.TrainFixMatch(**kw).fingerprint)
+    # One stage alone, with FullRun's flags: FullRun's outputs, nothing runs.
+    alone = luigi(root, "EvaluateSupervised")
+    assert alone.returncode == 0, alone.stderr[-3000:]
+    assert "ran successfully" not in alone.stdout + alone.stderr
+    assert "complete ones were encountered" in alone.stdout + alone.stderr
+
+
+def test_tensorboard_lists_each_training_once_by_name(full_run):
+    """`tensorboard --logdir ROOT` shows a run per directory holding event files: exactly one
+    per training (none left in the work dirs), named program-split-preset-fingerprint, and the
+    report names the runs the same way."""
+    root, proc = full_run
+    assert proc.returncode == 0
+    event_dirs = sorted({os.path.relpath(os.path.dirname(p), root) for p in glob.glob(
+        str(root / "**" / "events.out.tfevents.*"), recursive=True)})
+    names = []
+    for program in ("supervised", "fixmatch"):
+        (out,) = glob.glob(str(root / f"train_{program}" / "*" / "manifest.json"))
+        fingerprint = os.path.basename(os.path.dirname(out))
+        names.append(f"{program}-frac50.seed1-smoke-{fingerprint[:8]}")
+        assert json.load(open(out))["result"]["run_name"] == names[-1]
+    assert event_dirs == sorted(f"tensorboard/{n}" for n in names), event_dirs
+    assert not glob.glob(str(root / "*" / "*.work"))
+    (report_json,) = glob.glob(str(root / "report" / "*" / "report.json"))
+    runs = json.load(open(report_json))["runs"]
+    assert [runs[p]["name"] for p in ("supervised", "fixmatch")] == names
+    report_md = open(os.path.join(os.path.dirname(report_json), "report.md")).read()
+    for program, name in zip(("supervised", "fixmatch"), names):
+        assert runs[program]["hparams"]["model.name"] == "resnet_tiny"
+        assert f"| {program} | {name} | `{runs[program]['fingerprint']}` |" in report_md
+        assert f"{program}: {name}" in proc.stdout
+    assert runs["fixmatch"]["hparams"]["uratio"] == 2
+    assert runs["supervised"]["hparams"]["uratio"] is None
 
 
 def test_the_exported_model_classifies_demo_images(full_run):

@@ -23,8 +23,8 @@ FINGERPRINT = re.compile(r"[0-9a-f]{64}")
 #: The task whose run reaches each stage (its upstream stages already published).
 TASK_OF = {"demo_data": ["PrepareSplits"], "prepare_splits": ["PrepareSplits"],
            "train_supervised": ["TrainSupervised"], "train_fixmatch": ["TrainFixMatch"],
-           "evaluate": ["Evaluate", "--program", "supervised"],
-           "export": ["Export", "--program", "fixmatch"], "report": ["Report"]}
+           "evaluate": ["EvaluateSupervised"], "export": ["ExportFixMatch"],
+           "report": ["Report"]}
 
 
 def luigi(root, task=("FullRun",), *extra, **popen):
