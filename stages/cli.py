@@ -25,15 +25,17 @@ class Program:
 
     `unknown_flags=True` hands flags this program does not define to the body (Beam pipeline
     options); `positional=True` accepts positional arguments (file names). Otherwise either is
-    an error.
+    an error. `required_unless` names a boolean flag that lifts `required` when set (a
+    training program's --plan needs neither --data nor --model_dir).
     """
 
     def __init__(self, name: str, doc: str, *, required=(), unknown_flags=False,
-                 positional=False):
+                 positional=False, required_unless=None):
         self.name = name
         self.doc = doc
         self.flags = flags.FlagValues()
         self.required = tuple(required)
+        self.required_unless = required_unless
         self.unknown_flags = unknown_flags
         self.positional = positional
 
@@ -41,7 +43,9 @@ class Program:
         """argv (with the program name first) -> (flag values, remaining arguments)."""
         self.flags.unparse_flags()  # back to defaults: main() may run more than once
         rest = self.flags(list(argv), known_only=self.unknown_flags)[1:]
-        missing = [name for name in self.required if self.flags[name].value in (None, "")]
+        lifted = self.required_unless and self.flags[self.required_unless].value
+        missing = [name for name in self.required
+                   if not lifted and self.flags[name].value in (None, "")]
         if missing:
             raise flags.IllegalFlagValueError(
                 f"missing required flag(s): --{', --'.join(missing)} (see --help)")

@@ -17,15 +17,11 @@ again resumes from the newest checkpoint in model_dir. Prints the final metrics 
 
 import sys
 
-from absl import flags
-
 from stages import cli, training
 
-PROGRAM = cli.Program("train_fixmatch", __doc__, required=("data", "model_dir"))
+PROGRAM = cli.Program("train_fixmatch", __doc__, required=("data", "model_dir"),
+                      required_unless="plan")
 training.define_flags(PROGRAM)
-flags.DEFINE_string("dataset", "", "The split --data must hold, by name (the reference's "
-                    "imagenet128116.K, or fixmatch_10pct.K, frac10.seed1, ...); empty = any.",
-                    flag_values=PROGRAM.flags)
 
 
 def run(*, data, model_dir, preset="imagenet", hparams=None, tpu=None, dataset=None,
@@ -37,10 +33,7 @@ def run(*, data, model_dir, preset="imagenet", hparams=None, tpu=None, dataset=N
 
 
 def main(argv=None):
-    def body(values, _):
-        return run(dataset=values.dataset or None, **training.flag_kwargs(values))
-
-    return PROGRAM.main(body, argv, errors=training.ERRORS)
+    return PROGRAM.main(training.main_body("fixmatch", run), argv, errors=training.ERRORS)
 
 
 if __name__ == "__main__":

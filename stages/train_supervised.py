@@ -14,24 +14,25 @@ import sys
 
 from stages import cli, training
 
-PROGRAM = cli.Program("train_supervised", __doc__, required=("data", "model_dir"))
+PROGRAM = cli.Program("train_supervised", __doc__, required=("data", "model_dir"),
+                      required_unless="plan")
 training.define_flags(PROGRAM)
 
 
-def run(*, data, model_dir, preset="imagenet", hparams=None, tpu=None, publish_dir=None,
-        log=None, **run_flags) -> dict:
+def run(*, data, model_dir, preset="imagenet", hparams=None, tpu=None, dataset=None,
+        publish_dir=None, log=None, **run_flags) -> dict:
     """Trains (or resumes) the supervised baseline; returns the final metrics dict.
 
     run_flags: steps_per_run, per_worker_batch_size, per_worker_eval_batch_size (as the flags).
     publish_dir: also copy the finished run there (the Luigi task's output directory).
     """
     return training.run("supervised", data=data, model_dir=model_dir, preset=preset,
-                        hparams=hparams, tpu=tpu, publish_dir=publish_dir, log=log, **run_flags)
+                        hparams=hparams, tpu=tpu, dataset=dataset, publish_dir=publish_dir,
+                        log=log, **run_flags)
 
 
 def main(argv=None):
-    return PROGRAM.main(lambda values, _: run(**training.flag_kwargs(values)), argv,
-                        errors=training.ERRORS)
+    return PROGRAM.main(training.main_body("supervised", run), argv, errors=training.ERRORS)
 
 
 if __name__ == "__main__":
