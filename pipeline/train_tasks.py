@@ -20,6 +20,7 @@ under the root, so `tensorboard --logdir ROOT` lists each training once and by n
 The fingerprint covers the resolved hparams of the program.
 """
 
+import json
 import os
 
 import luigi
@@ -83,8 +84,28 @@ class _TrainTask(cache.CachedTask):
                               publish_dir=tmp_dir, preset=self.preset, hparams=self.overrides(),
                               tpu=self.tpu or None)
         _move_tree(fs.join(tmp_dir, SUMMARIES_DIR), self.tensorboard_dir)
+        from fixmatch.train import summaries
+        summaries.write_run_card(self.tensorboard_dir, self.run_card(result))
         return dict(result, run_name=self.run_name,
                     tensorboard=f"{TENSORBOARD_DIR}/{self.run_name}")
+
+    def run_card(self, result: dict) -> str:
+        """The Markdown table TensorBoard shows in its Text tab for this run: what it is, its
+        key hparams and what the x-axis counts."""
+        from fixmatch.splitting import names
+        from stages import report
+        hp = self.significant_params()["hparams"]
+        steps_per_epoch = result["steps"] / result["epochs"] if result.get("epochs") else None
+        rows = [("run", self.run_name), ("fingerprint", f"`{self.fingerprint}`"),
+                ("program", self.program), ("split", names.parse_split_name(self.split).name),
+                ("preset", self.preset),
+                ("overrides", f"`{json.dumps(self.overrides())}`" if self.overrides() else "-"),
+                ("x-axis", "thousandths of a labeled epoch (the reference's convention): 1000 = "
+                 + (f"{steps_per_epoch:g} steps" if steps_per_epoch else "one epoch"))]
+        rows += [(title, value) for (title, _), value in zip(report.KEY_HPARAMS,
+                                                             report.key_hparams(hp).values())]
+        return "| | |\n|---|---|\n" + "\n".join(
+            f"| {key} | {'-' if value is None else value} |" for key, value in rows)
 
 
 class TrainSupervised(_TrainTask):

@@ -38,10 +38,22 @@ def test_train_supervised_task_publishes_metrics_and_checkpoint(tmp_path):
     assert not os.path.exists(t.work_dir) and "summaries" not in os.listdir(out)
     assert result["tensorboard"] == f"tensorboard/{t.run_name}"
     assert t.run_name == f"supervised-frac50.seed1-smoke-{t.fingerprint[:8]}"
-    assert glob.glob(os.path.join(str(tmp_path), result["tensorboard"], "events.out.*"))
+    tags = tensorboard_tensors(os.path.join(str(tmp_path), result["tensorboard"]))
+    assert "test/accuracy" in tags and "train/loss" in tags  # the engine's curves, moved
+    card = tags["run"][0].tensor_proto.string_val[0].decode()
+    assert f"| run | {t.run_name} |" in card and f"`{t.fingerprint}`" in card
+    assert "| augment | horizontal_flip |" in card and "thousandths of a labeled epoch" in card
     # Same parameters (spelled differently) = same fingerprint = nothing to do.
     same = task(tmp_path, hparams='{"augment": {"type": "horizontal_flip"}}')
     assert same.fingerprint == t.fingerprint and same.complete()
+
+
+def tensorboard_tensors(log_dir):
+    """Tag -> events, read with TensorBoard's own loader (as `tensorboard --logdir` would)."""
+    from tensorboard.backend.event_processing import event_accumulator
+    acc = event_accumulator.EventAccumulator(log_dir, size_guidance={"tensors": 0})
+    acc.Reload()
+    return {tag: acc.Tensors(tag) for tag in acc.Tags()["tensors"]}
 
 
 def test_bad_hparams_fail_when_the_task_is_fingerprinted(tmp_path):

@@ -42,6 +42,15 @@ class Summaries:
         return False
 
 
+def write_run_card(log_dir: str, markdown: str) -> None:
+    """Adds a Markdown description of the run in `log_dir` (TensorBoard's Text tab, tag
+    `run`), so what a run is (its name, fingerprint, hparams, x-axis) sits next to its curves."""
+    writer = tf.summary.create_file_writer(log_dir)
+    with writer.as_default(step=0):
+        tf.summary.text("run", markdown)
+    writer.close()
+
+
 def format_duration(seconds: float) -> str:
     seconds = max(0, int(round(seconds)))
     h, rem = divmod(seconds, 3600)
