@@ -22,6 +22,8 @@ from fixmatch import jsonio
 PROGRAMS = ("supervised", "fixmatch")
 AUGMENT_TYPES = ("noop", "none", "horizontal_flip", "randaugment", "cta")
 MODEL_NAMES = ("resnet50", "resnet18", "resnet_tiny")
+THRESHOLDS = ("fixed", "freematch", "softmatch")  # fixmatch/train/thresholds.py, same names
+DIST_ALIGN = ("none", "uniform", "labeled")
 
 DEFAULT_COMMON_HPARAMS = {
     "bfloat16": True,
@@ -65,7 +67,19 @@ DEFAULT_FIXMATCH_HPARAMS = {
 }
 # FixMatch's own project keys. strong_labeled: the reference trains labeled images on the
 # weak view only; true gives them the strong augmentation, as the supervised baseline has.
-PROJECT_FIXMATCH_HPARAMS = {"fixmatch": {"strong_labeled": False}}
+# threshold / dist_align: which unlabeled predictions count and how much (fixmatch/train/
+# thresholds.py; docs/scarce-labels.md says when to use which). The constants are the papers'
+# defaults: EMA momentum 0.999 (FreeMatch's lambda, SoftMatch's m, SoftMatch's alignment EMA),
+# SoftMatch's lambda_max 1; FreeMatch's fairness weight w_f is off unless set.
+PROJECT_FIXMATCH_HPARAMS = {"fixmatch": {
+    "strong_labeled": False,
+    "threshold": "fixed",  # fixed (the reference: max p >= confidence) | freematch | softmatch
+    "threshold_momentum": 0.999,
+    "softmatch_lambda_max": 1.0,
+    "fairness_weight": 0.0,
+    "dist_align": "none",  # none | uniform | labeled (the labeled set's class prior)
+    "dist_align_momentum": 0.999,
+}}
 
 # Values the reference took from flags or fixed in code; defaults equal the reference's.
 PROJECT_HPARAMS = {
@@ -201,6 +215,12 @@ _RULES = {
     "fixmatch.wu": ("number", _at_least(0)),
     "fixmatch.confidence": ("number", _between(0, 1, lo_open=True)),
     "fixmatch.strong_labeled": ("bool", None),
+    "fixmatch.threshold": ("str", _one_of(THRESHOLDS)),
+    "fixmatch.threshold_momentum": ("number", _between(0, 1, hi_open=True)),
+    "fixmatch.softmatch_lambda_max": ("number", _between(0, 1, lo_open=True)),
+    "fixmatch.fairness_weight": ("number", _at_least(0)),
+    "fixmatch.dist_align": ("str", _one_of(DIST_ALIGN)),
+    "fixmatch.dist_align_momentum": ("number", _between(0, 1, hi_open=True)),
     "model.name": ("str", _one_of(MODEL_NAMES)),
     "run.per_worker_batch_size": ("int", _at_least(1)),
     "run.per_worker_eval_batch_size": ("int", _at_least(1)),
@@ -219,6 +239,12 @@ _PROGRAM_RULES = (
         f"hparam 'augment.type' is {hp['augment']['type']!r}, but FixMatch needs a strong "
         "augmentation for its unlabeled images: set it to 'randaugment' (the reference's "
         "ImageNet recipe) or 'cta', e.g. --hparams '\"augment\": {\"type\": \"randaugment\"}'")),
+    ("fixmatch", lambda hp: None if not hp["fixmatch"]["fairness_weight"]
+     or hp["fixmatch"]["threshold"] == "freematch" else (
+        f"hparam 'fixmatch.fairness_weight' is {hp['fixmatch']['fairness_weight']!r}, but the "
+        f"fairness term belongs to FreeMatch and 'fixmatch.threshold' is "
+        f"{hp['fixmatch']['threshold']!r}: set 'fixmatch.threshold' to 'freematch' or the "
+        "weight to 0")),
     (None, lambda hp: None if not hp["run"]["deterministic"] or hp["run"]["seed"] is not None
      else "hparam 'run.deterministic' is true but 'run.seed' is null: a deterministic run "
           "needs a seed, e.g. --hparams '\"run\": {\"seed\": 0, \"deterministic\": true}'"),

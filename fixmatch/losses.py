@@ -49,8 +49,15 @@ def pseudo_label_loss(*, logits_weak, logits_strong, confidence):
     reference. Returns (L_u, mask) with mask in {0, 1} per sample.
     """
     labels, mask = pseudo_labels(logits_weak=logits_weak, confidence=confidence)
-    loss_u = tf.reduce_mean(mask * cross_entropy(labels, logits_strong))
-    return loss_u, mask
+    return weighted_pseudo_label_loss(pseudo_labels=labels, weights=mask,
+                                      logits_strong=logits_strong), mask
+
+
+def weighted_pseudo_label_loss(*, pseudo_labels, weights, logits_strong):
+    """L_u = mean over ALL unlabeled samples of w_b * H(pseudo_b, strong_b) (FixMatch eq. 4
+    with the 0/1 mask generalised to a weight, SoftMatch eq. 2); no gradient through w."""
+    return tf.reduce_mean(tf.stop_gradient(weights)
+                          * cross_entropy(pseudo_labels, logits_strong))
 
 
 def pseudo_labels(*, logits_weak, confidence):
@@ -62,17 +69,30 @@ def pseudo_labels(*, logits_weak, confidence):
 
 def fixmatch_loss(*, labels, logits_labeled, logits_weak, logits_strong, confidence, wu,
                   regularization_losses):
-    """FixMatch: L = L_x + wu * L_u + L_wd (spec section 6).
+    """FixMatch: L = L_x + wu * L_u + L_wd (spec section 6), the reference's fixed threshold.
 
     Returns (total, {"xe", "xeu" (already times wu), "wd", "mask" (mean of the mask)}).
     Pseudo-labels come from the same (online) forward pass, under stop_gradient.
     """
+    pseudo, mask = pseudo_labels(logits_weak=logits_weak, confidence=confidence)
+    return weighted_fixmatch_loss(labels=labels, logits_labeled=logits_labeled,
+                                  logits_strong=logits_strong, pseudo_labels=pseudo,
+                                  weights=mask, wu=wu,
+                                  regularization_losses=regularization_losses)
+
+
+def weighted_fixmatch_loss(*, labels, logits_labeled, logits_strong, pseudo_labels, weights,
+                           wu, regularization_losses):
+    """L = L_x + wu * L_u + L_wd with given pseudo-labels and per-sample weights (a 0/1 mask
+    from a threshold rule, or SoftMatch's weights; fixmatch/train/thresholds.py).
+
+    Returns (total, {"xe", "xeu" (already times wu), "wd", "mask" (mean weight)}).
+    """
     xe = tf.reduce_mean(cross_entropy(labels, logits_labeled))
-    loss_u, mask = pseudo_label_loss(logits_weak=logits_weak, logits_strong=logits_strong,
-                                     confidence=confidence)
-    xeu = wu * loss_u
+    xeu = wu * weighted_pseudo_label_loss(pseudo_labels=pseudo_labels, weights=weights,
+                                          logits_strong=logits_strong)
     wd = weight_decay_loss(regularization_losses)
-    return xe + xeu + wd, {"xe": xe, "xeu": xeu, "wd": wd, "mask": tf.reduce_mean(mask)}
+    return xe + xeu + wd, {"xe": xe, "xeu": xeu, "wd": wd, "mask": tf.reduce_mean(weights)}
 
 
 def scale_for_replicas(loss, num_replicas):

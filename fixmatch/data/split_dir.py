@@ -33,6 +33,7 @@ class Split:
     classes: Tuple[str, ...]
     counts: Mapping[str, int]  # images per set: labeled, unlabeled, validation
     shards: Mapping[str, Tuple[str, ...]]  # full paths of each set's shard files
+    labeled_class_counts: Tuple[int, ...] = ()  # labeled images of class i (fixmatch.dist_align)
 
     @property
     def num_classes(self) -> int:
@@ -133,5 +134,7 @@ def read_split(path, *, sets=(schema.LABELED, schema.VALIDATION), flag="--data")
             shards[set_name] = tuple(shard_files(path, set_name))
         except FileNotFoundError:
             raise SplitDirError(f"{flag} {path!r} has no {set_name}.tfrecord-* shards") from None
+    per_class = facts.get("counts_per_class", {}).get(schema.LABELED, {})
     return Split(path=path, name=str(facts.get("split", "")), classes=classes, counts=counts,
-                 shards=shards)
+                 shards=shards, labeled_class_counts=tuple(
+                     int(per_class.get(c, 0)) for c in classes) if per_class else ())

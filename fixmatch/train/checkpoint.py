@@ -1,8 +1,9 @@
 """Checkpoints of everything a resumed run needs (spec section 9, step e).
 
 Saved every block: online model, optimizer (its `iterations` counter is the
-global step, plus momentum slots), EMA model and, with CTAugment, its rates and
-probs. `model_dir/checkpoint-<step>` files, the newest `keep` kept.
+global step, plus momentum slots), EMA model, with CTAugment its rates and
+probs, and with a self-adaptive FixMatch threshold or distribution alignment
+their EMA state. `model_dir/checkpoint-<step>` files, the newest `keep` kept.
 
 Under MultiWorkerMirroredStrategy every worker must call save (saving may run
 collective ops), but only the chief's copy is kept: the others write into a
@@ -24,13 +25,18 @@ from fixmatch.train.faults import CheckpointError, DiskFull
 CHECKPOINT_NAME = "checkpoint"  # files checkpoint-<step>.*; the state file is `checkpoint`
 
 
-def make_checkpoint(*, model, optimizer, ema_model=None, cta_state=None):
-    """A tf.train.Checkpoint over the training state (absent parts omitted)."""
+def make_checkpoint(*, model, optimizer, ema_model=None, cta_state=None, pseudo_labeler=None):
+    """A tf.train.Checkpoint over the training state (absent parts omitted).
+
+    `pseudo_labeler`: FixMatch's self-adaptive threshold / alignment state
+    (fixmatch/train/thresholds.py), so a resumed run goes on from the same thresholds."""
     parts = {"model": model, "optimizer": optimizer}
     if ema_model is not None:
         parts["ema_model"] = ema_model
     if cta_state is not None:
         parts["cta"] = cta_state
+    if pseudo_labeler is not None:
+        parts["pseudo_labeler"] = pseudo_labeler
     return tf.train.Checkpoint(**parts)
 
 

@@ -116,6 +116,23 @@ def build_augment(hp: dict, strategy):
     raise hparams_lib.HParamsError(f"hparam 'augment.type' {kind!r} is not supported")
 
 
+def build_pseudo_labeler(hp: dict, split: split_lib.Split, strategy):
+    """FixMatch's pseudo-label rule and alignment (`fixmatch.threshold`, `fixmatch.dist_align`),
+    their state created in the strategy scope: it is checkpointed and updated on every replica."""
+    from fixmatch.train import thresholds
+    fm = hp["fixmatch"]
+    target = thresholds.alignment_target(fm["dist_align"], num_classes=split.num_classes,
+                                         labeled_counts=split.labeled_class_counts)
+    with strategy.scope():
+        rule = thresholds.make_rule(fm["threshold"], num_classes=split.num_classes,
+                                    confidence=fm["confidence"],
+                                    momentum=fm["threshold_momentum"],
+                                    lambda_max=fm["softmatch_lambda_max"])
+        align = (thresholds.DistributionAlignment(target, momentum=fm["dist_align_momentum"])
+                 if target is not None else None)
+        return thresholds.PseudoLabeler(rule, align, fairness_weight=fm["fairness_weight"])
+
+
 def train_and_evaluate(*, program: str, hp: dict, split: split_lib.Split, model_dir: str,
                        tpu=None, strategy=None, log=None) -> dict:
     """Trains (or resumes) `program` on `split` into model_dir; returns the final metrics.
@@ -143,7 +160,9 @@ def train_and_evaluate(*, program: str, hp: dict, split: split_lib.Split, model_
         train_fn = functools.partial(pipelines.fixmatch_dataset, split.path, uratio=hp["uratio"],
                                      strong=strong, with_labels=True,
                                      strong_labeled=fm["strong_labeled"], **common)
-        objective = steps.make_fixmatch_objective(wu=fm["wu"], confidence=fm["confidence"])
+        objective = steps.make_fixmatch_objective(
+            wu=fm["wu"], labeler=build_pseudo_labeler(hp, split, strategy),
+            num_classes=split.num_classes)
     else:
         train_fn = functools.partial(pipelines.labeled_dataset, split.path, training=True,
                                      strong=strong, **common)
@@ -174,7 +193,8 @@ def train_and_evaluate(*, program: str, hp: dict, split: split_lib.Split, model_
         f"{type(strategy).__name__}, global batch {plan.global_batch}, "
         f"{plan.steps_per_epoch:.2f} steps/epoch, {plan.total_steps} steps, "
         f"augment {hp['augment']['type']}"
-        + (f", uratio {hp['uratio']}" if program == "fixmatch" else "")
+        + (f", uratio {hp['uratio']}, threshold {hp['fixmatch']['threshold']}, dist_align "
+           f"{hp['fixmatch']['dist_align']}" if program == "fixmatch" else "")
         + (f", seed {hp['run']['seed']}" if hp["run"]["seed"] is not None else ""))
     with split_lib.naming_damaged_shards(split):
         return loop.train_and_evaluate(

@@ -115,8 +115,11 @@ def train_and_evaluate(*, strategy, config: LoopConfig, model_fn, learning_rate,
             ema_lib.copy_weights(source=model, target=ema_model)
         optimizer = create_optimizer(learning_rate=learning_rate, momentum=config.momentum)
         optimizer.build(model.trainable_variables)
-    checkpoint = ckpt_lib.make_checkpoint(model=model, optimizer=optimizer, ema_model=ema_model,
-                                          cta_state=cta.state if cta else None)
+    labeler = getattr(objective, "labeler", None)  # FixMatch's pseudo-label state, if any
+    checkpoint = ckpt_lib.make_checkpoint(
+        model=model, optimizer=optimizer, ema_model=ema_model,
+        cta_state=cta.state if cta else None,
+        pseudo_labeler=labeler if labeler is not None and labeler.stateful else None)
     keeper = ckpt_lib.CheckpointKeeper(checkpoint=checkpoint, model_dir=config.model_dir,
                                        keep=config.keep_checkpoints, is_chief=is_chief,
                                        worker_id=worker_id)
@@ -141,9 +144,10 @@ def train_and_evaluate(*, strategy, config: LoopConfig, model_fn, learning_rate,
     train_keys = (list(getattr(objective, "sum_keys", steps.TRAIN_SUM_KEYS))
                   + list(cta.sum_keys if cta else []))
     watcher = preemption.StopWatcher()  # outside the strategy scope: one host variable
+    shapes = getattr(objective, "sum_shapes", {})
     train_block = steps.make_train_block(strategy=strategy, replica_step=replica_step,
                                          after_update=after_update,
-                                         example_sums=dict.fromkeys(train_keys),
+                                         example_sums={k: shapes.get(k) for k in train_keys},
                                          stop=watcher.flag)
     evaluate = steps.make_evaluate(
         strategy=strategy, example_sums=dict.fromkeys(steps.EVAL_SUM_KEYS),
@@ -203,7 +207,8 @@ def train_and_evaluate(*, strategy, config: LoopConfig, model_fn, learning_rate,
                 step=step, total_steps=config.total_steps, epoch=epoch, loss=train["loss"],
                 images_per_sec=images_per_sec, eta_seconds=eta,
                 top1=test["ema_accuracy"] if config.use_ema else test["accuracy"],
-                mask_rate=train.get("mask"), pseudo_accuracy=train.get("pseudo_label_accuracy")))
+                mask_rate=train.get("mask"), pseudo_accuracy=train.get("pseudo_label_accuracy"),
+                extra=metrics.pseudo_label_text(train)))
 
     if test is None:  # restarted after completion: report the restored weights
         test = metrics.finalize_eval({k: v.numpy() for k, v in evaluate(eval_data).items()})
@@ -232,6 +237,9 @@ def train_and_evaluate(*, strategy, config: LoopConfig, model_fn, learning_rate,
         result["mask_rate"] = train["mask"]
         result["pseudo_label_accuracy"] = (train["pseudo_label_accuracy"] if math.isfinite(
             train["pseudo_label_accuracy"]) else None)
+        for key in ("threshold", "threshold_min", "threshold_max", "pseudo_top_class_share"):
+            if key in train:
+                result[key] = train[key] if math.isfinite(train[key]) else None
     if is_chief:
         jsonio.write_json_atomic(fs.join(config.model_dir, "metrics.json"), result)
     return result
@@ -286,7 +294,7 @@ def train_scalars(train: dict, *, step, seconds, epoch, learning_rate, images_pe
                "train/steps_per_second": train["steps"] / seconds,
                "train/cur_epoch": epoch, "images/s": images_per_sec}
     for key, value in train.items():
-        if key in ("xe", "xeu", "wd"):
+        if key in ("xe", "xeu", "wd", "fair"):
             scalars[f"loss/{key}"] = value
         elif key.startswith("cta_"):
             scalars[f"cta/{key[4:]}"] = value

@@ -43,13 +43,31 @@ def finalize_train(sums: dict, *, num_steps) -> dict:
     """Block averages: losses per example, accuracy over the labeled batches."""
     out = {"loss": safe_ratio(sums["loss_sum"], sums["count"]),
            "accuracy": safe_ratio(sums["correct"], sums["count"])}
-    for key, value in sums.items():
+    for key, value in sums.items():  # e.g. xe, mask, threshold: means over the block
         if key.endswith("_sum") and key != "loss_sum":
             out[key[:-len("_sum")]] = safe_ratio(value, sums["count"])
     if "pseudo_masked" in sums:  # FixMatch: accuracy of the pseudo-labels that passed
         out["pseudo_label_accuracy"] = safe_ratio(sums["pseudo_correct"], sums["pseudo_masked"])
+    if "pseudo_hist" in sums:  # balance: the most frequent pseudo-label class's share
+        hist = np.asarray(sums["pseudo_hist"], dtype=np.float64)
+        out["pseudo_top_class_share"] = safe_ratio(hist.max(), hist.sum())
     out["steps"] = int(num_steps)
     return out
+
+
+def pseudo_label_text(train: dict) -> str:
+    """The progress line's threshold and balance, e.g. `thr 0.62 [0.41-0.70] top 34%`: the
+    threshold in force (block mean; min-max over classes when they differ) and the share of
+    the most frequent pseudo-label class. Empty for programs without pseudo-labels."""
+    parts = []
+    if "threshold" in train:
+        parts.append(f"thr {train['threshold']:.2f}")
+        if train["threshold_max"] - train["threshold_min"] > 5e-3:
+            parts.append(f"[{train['threshold_min']:.2f}-{train['threshold_max']:.2f}]")
+    share = train.get("pseudo_top_class_share")
+    if share is not None:
+        parts.append(f"top {100.0 * share:.0f}%" if np.isfinite(share) else "top n/a")
+    return " ".join(parts)
 
 
 def finalize_eval(sums: dict) -> dict:

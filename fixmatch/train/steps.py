@@ -13,7 +13,7 @@ import tensorflow as tf
 from fixmatch import losses
 from fixmatch.augment import weak
 from fixmatch.train import ema as ema_lib
-from fixmatch.train import metrics
+from fixmatch.train import metrics, thresholds
 
 
 #: Batch keys that hold images (the pipelines' per-step keys, spec 3.2).
@@ -57,46 +57,81 @@ def supervised_objective(model, batch):
 supervised_objective.sum_keys = ("loss_sum", "xe_sum", "wd_sum", "count", "correct")
 
 
-def make_fixmatch_objective(*, wu, confidence):
+def make_fixmatch_objective(*, wu, confidence=None, labeler=None, num_classes=None):
     """FixMatch objective: ONE training-mode forward pass over
     concat(labeled weak, unlabeled weak, unlabeled strong) -- BN statistics over
     the whole concatenation, as the reference -- then split and the loss of
     spec section 6. Batch keys: image, label, unsup_image, unsup_aug_image.
+
+    `labeler` (thresholds.PseudoLabeler, its state created in the strategy scope) decides
+    which unlabeled images count and how much, from the weak view only; by default the
+    reference's fixed threshold at `confidence`. The loss and every diagnostic use its one
+    weight vector. `num_classes` (default: the rule's) adds the weighted pseudo-label
+    histogram `pseudo_hist` [C] to the sums, for the balance diagnostic.
     """
+    if labeler is None:
+        if confidence is None:
+            raise ValueError("make_fixmatch_objective needs `confidence` or a `labeler`")
+        labeler = thresholds.PseudoLabeler(thresholds.FixedThreshold(confidence))
+    num_classes = num_classes or labeler.rule.num_classes
+    fairness_weight = labeler.fairness_weight
+
     def fixmatch_objective(model, batch):
         labeled, weak, strong = batch["image"], batch["unsup_image"], batch["unsup_aug_image"]
         num_labeled, num_unlabeled = tf.shape(labeled)[0], tf.shape(weak)[0]
         logits = model(tf.concat([labeled, weak, strong], axis=0), training=True)
         z_l, z_w, z_s = losses.split_logits(logits, (num_labeled, num_unlabeled,
                                                      num_unlabeled))
-        total, parts = losses.fixmatch_loss(
-            labels=batch["label"], logits_labeled=z_l, logits_weak=z_w, logits_strong=z_s,
-            confidence=confidence, wu=wu, regularization_losses=model.losses)
+        probs_weak = tf.stop_gradient(tf.nn.softmax(tf.cast(z_w, tf.float32)))
+        pseudo, weights, _ = labeler(probs_weak)
+        total, parts = losses.weighted_fixmatch_loss(
+            labels=batch["label"], logits_labeled=z_l, logits_strong=z_s, pseudo_labels=pseudo,
+            weights=weights, wu=wu, regularization_losses=model.losses)
+        if fairness_weight:
+            parts["fair"] = fairness_weight * labeler.rule.fairness_loss(
+                tf.nn.softmax(tf.cast(z_s, tf.float32)), weights)
+            total += parts["fair"]
         n = tf.cast(num_labeled, tf.float32)
         # Batch means weighted by the labeled count, so replicas combine by summing.
         sums = {"loss_sum": total * n, "count": n,
                 "correct": metrics.topk_correct(batch["label"], z_l, 1)}
         sums.update({f"{k}_sum": v * n for k, v in parts.items()})
+        classes = int(z_w.shape[-1])
+        level = labeler.rule.thresholds(classes)
+        sums.update({"threshold_sum": tf.reduce_mean(level) * n,
+                     "threshold_min_sum": tf.reduce_min(level) * n,
+                     "threshold_max_sum": tf.reduce_max(level) * n})
         # True labels of the unlabeled images, when the stream carries them (diagnostics only).
         unsup_label = batch.get("unsup_label")
         if unsup_label is None:
             unsup_label = -tf.ones([num_unlabeled], tf.int64)
-        sums.update(pseudo_label_sums(z_w, unsup_label, confidence=confidence))
+        sums.update(pseudo_label_sums(pseudo, weights, unsup_label,
+                                      num_classes=num_classes))
         return total, sums
 
-    fixmatch_objective.sum_keys = ("loss_sum", "xe_sum", "xeu_sum", "wd_sum", "mask_sum",
-                                   "count", "correct", "pseudo_correct", "pseudo_masked")
+    keys = ["loss_sum", "xe_sum", "xeu_sum", "wd_sum", "mask_sum", "count", "correct",
+            "pseudo_correct", "pseudo_masked", "threshold_sum", "threshold_min_sum",
+            "threshold_max_sum"]
+    keys += ["fair_sum"] if fairness_weight else []
+    keys += ["pseudo_hist"] if num_classes else []
+    fixmatch_objective.sum_keys = tuple(keys)
+    fixmatch_objective.sum_shapes = {"pseudo_hist": [num_classes]} if num_classes else {}
+    fixmatch_objective.labeler = labeler
     return fixmatch_objective
 
 
-def pseudo_label_sums(logits_weak, true_labels, *, confidence):
-    """How good the pseudo-labels that passed the threshold are (a diagnostic only): the
-    number that passed and the number of those equal to the true label. Negative labels mean
-    "unknown" and are left out of both."""
-    pseudo, mask = losses.pseudo_labels(logits_weak=logits_weak, confidence=confidence)
-    known = tf.cast(true_labels >= 0, tf.float32) * mask
+def pseudo_label_sums(pseudo, weights, true_labels, *, num_classes=None):
+    """Diagnostics of the pseudo-labels, weighted as the loss weighs them: the weight that
+    counted (`pseudo_masked`) and the part of it on right labels (`pseudo_correct`), over the
+    images whose true label is known (negative = unknown); with `num_classes`, the weight per
+    pseudo-label class (`pseudo_hist`), whose largest share shows a collapse onto one class."""
+    known = tf.cast(true_labels >= 0, tf.float32) * weights
     hit = tf.cast(tf.equal(pseudo, tf.cast(true_labels, pseudo.dtype)), tf.float32)
-    return {"pseudo_masked": tf.reduce_sum(known), "pseudo_correct": tf.reduce_sum(known * hit)}
+    sums = {"pseudo_masked": tf.reduce_sum(known), "pseudo_correct": tf.reduce_sum(known * hit)}
+    if num_classes:
+        sums["pseudo_hist"] = tf.reduce_sum(
+            tf.one_hot(pseudo, num_classes, dtype=tf.float32) * weights[:, None], axis=0)
+    return sums
 
 
 def compute_gradients(batch, *, model, objective, num_replicas):
@@ -182,8 +217,8 @@ def make_train_block(*, strategy, replica_step, after_update=None, example_sums,
     """Compiles up to `num_steps` training steps into one tf.function.
 
     replica_step(batch) -> sums runs under strategy.run; after_update() runs in
-    cross-replica context after every step (EMA update). `example_sums` gives
-    the structure of the sums (keys) so the loop carries fixed-shape totals.
+    cross-replica context after every step (EMA update). `example_sums` maps each key
+    of the sums to its shape (None = a scalar) so the loop carries fixed-shape totals.
     The block ends early after a step whose loss is not finite (so the host can name
     that step and save nothing) or once `stop`, a bool variable set on SIGTERM, is true;
     the totals' "steps_run" says how many steps ran and "stopped" whether `stop` ended it.
@@ -204,7 +239,7 @@ def make_train_block(*, strategy, replica_step, after_update=None, example_sums,
 
     @tf.function
     def train_block(iterator, num_steps):
-        totals = {k: tf.constant(0.0, tf.float32) for k in keys}
+        totals = {k: tf.zeros(example_sums[k] or [], tf.float32) for k in keys}
         done, finite, stopped = tf.constant(0, tf.int32), tf.constant(True), stop_requested()
         while tf.logical_and(tf.logical_and(done < num_steps, finite), tf.logical_not(stopped)):
             batch = next(iterator)

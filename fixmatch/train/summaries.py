@@ -60,12 +60,12 @@ def format_duration(seconds: float) -> str:
 
 def progress_line(*, step: int, total_steps: int, epoch: float, loss: float,
                   images_per_sec: float, eta_seconds: float, top1=None, mask_rate=None,
-                  pseudo_accuracy=None) -> str:
+                  pseudo_accuracy=None, extra="") -> str:
     """e.g. `step 200/1000 (20.0%) epoch 12.50 loss 1.2345 img/s 812.3 top1 45.10% ETA 1:02`.
 
     FixMatch adds `mask 63.2% pseudo 81.0%`: the share of unlabeled images whose pseudo-label
     passed the threshold, and how many of those were right (`n/a` when the unlabeled records
-    carry no labels, or none passed).
+    carry no labels, or none passed). `extra` (e.g. the threshold in force) goes before ETA.
     """
     line = (f"step {step}/{total_steps} ({100.0 * step / total_steps:.1f}%) "
             f"epoch {epoch:.2f} loss {loss:.4f} img/s {images_per_sec:.1f}")
@@ -75,7 +75,7 @@ def progress_line(*, step: int, total_steps: int, epoch: float, loss: float,
         line += f" mask {100.0 * mask_rate:.1f}% pseudo " + (
             f"{100.0 * pseudo_accuracy:.1f}%" if pseudo_accuracy is not None
             and math.isfinite(pseudo_accuracy) else "n/a")
-    return line + f" ETA {format_duration(eta_seconds)}"
+    return line + (f" {extra}" if extra else "") + f" ETA {format_duration(eta_seconds)}"
 
 
 def print_progress(line: str, stream=None) -> None:
