@@ -166,3 +166,22 @@ def test_a_program_override_changes_only_that_programs_tasks(tmp_path):
     two = graph(report_tasks.FullRun(**kw, supervised_hparams='"run": {"seed": 4}'))
     changed = sorted(t.get_task_family() for i, t in one.items() if i not in two)
     assert changed == ["EvaluateSupervised", "FullRun", "Report", "TrainSupervised"], changed
+
+
+@pytest.mark.parametrize("where", ["local", "url"])
+def test_event_files_move_to_their_named_place_replacing_a_failed_runs(tmp_path, where):
+    """The move behind `ROOT/tensorboard/<run name>/`: a rename on disk, copy + delete on an
+    object store (here TF's ram://, the gs:// code path); what an earlier failed run left at
+    the destination is replaced, not merged."""
+    from fixmatch import fs
+    base = str(tmp_path) if where == "local" else f"ram://move-test-{os.getpid()}"
+    src, dst = fs.join(base, "work", "summaries"), fs.join(base, "tensorboard", "run-1")
+    fs.makedirs(fs.join(src, "sub"))
+    fs.write_text(fs.join(src, "events.out.tfevents.1"), "new")
+    fs.write_text(fs.join(src, "sub", "events.out.tfevents.2"), "new sub")
+    fs.makedirs(dst)
+    fs.write_text(fs.join(dst, "events.out.tfevents.0"), "stale")
+    train_tasks._move_tree(src, dst)
+    assert not fs.exists(src)
+    assert sorted(fs.listdir(dst)) == ["events.out.tfevents.1", "sub"]
+    assert fs.read_text(fs.join(dst, "sub", "events.out.tfevents.2")) == "new sub"
