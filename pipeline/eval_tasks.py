@@ -28,6 +28,7 @@ class _Evaluate(_ModelTask):
     """Top-1/top-5, per-class accuracy, confusion matrix and predictions on the validation set."""
 
     stage_name = "evaluate"
+    format_version = 2  # 2: confusion.png titled with the run's name
 
     def run_stage(self, tmp_dir):
         from stages import evaluate

@@ -26,6 +26,7 @@ class Report(cache.CachedTask):
     """report.md, report.json and top1.png comparing the supervised baseline with FixMatch."""
 
     stage_name = "report"
+    format_version = 2  # 2: the runs' names, fingerprints and key hparams
 
     def significant_params(self):
         return {}  # everything that decides the report is in the upstream fingerprints

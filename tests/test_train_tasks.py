@@ -105,7 +105,8 @@ def test_a_failed_run_keeps_its_work_dir_and_the_rerun_resumes_from_it(tmp_path,
 
 FULL_RUN_FLAGS = {"--root": "ROOT", "--data-dir": "", "--split": "frac50.seed1",
                   "--allow-missing": None, "--demo": json.dumps(DEMO), "--preset": "smoke",
-                  "--hparams": '"weight_decay": 0.001', "--supervised-hparams": '"run": {"seed": 1}',
+                  "--hparams": '"weight_decay": 0.001',
+                  "--supervised-hparams": '"run": {"seed": 1}',
                   "--fixmatch-hparams": '"uratio": 3', "--beam-args": "--direct_num_workers=1",
                   "--tpu": ""}
 
