@@ -125,7 +125,7 @@ def from_command_line(family, flags):
     from luigi.cmdline_parser import CmdlineParser
     argv = [family]
     for flag, value in flags.items():
-        argv += [flag] if value is None else [flag, value]
+        argv.append(flag if value is None else f"{flag}={value}")
     with CmdlineParser.global_instance(argv) as parser:
         return parser.get_task_obj()
 
