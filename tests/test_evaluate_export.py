@@ -1,7 +1,9 @@
 """evaluate -> export -> predict on a tiny trained run: the same predictions at every step.
 
-One smoke supervised run (3 classes, 20 px JPEGs) is trained once for the module and published
-as the Luigi task publishes it; the export is then reloaded in a fresh process.
+One seeded smoke supervised run (3 classes, 20 px JPEGs) is trained once for the module and
+published as the Luigi task publishes it; the export is then reloaded in a fresh process. What
+must not coincide by chance (12 images, 3 classes: EMA and online often agree, top-5 is always
+1) is checked on tensors and on hand-built models instead.
 """
 
 import io
@@ -14,7 +16,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from fixmatch import evaluation
 from fixmatch.data import schema
+from fixmatch.data import split_dir as split_dir_lib
 from fixmatch.evaluation import EvaluationError
 from fixtures.split_dirs import CLASSES, write_split
 from stages import cli, evaluate, export, train_supervised
@@ -29,7 +33,8 @@ def trained(tmp_path_factory):
     run_dir = base / "published"
     run_dir.mkdir()
     metrics = train_supervised.run(data=split, model_dir=str(base / "work"), preset="smoke",
-                                   publish_dir=str(run_dir), log=lambda line: None)
+                                   hparams='"run": {"seed": 3}', publish_dir=str(run_dir),
+                                   log=lambda line: None)
     return split, str(run_dir), metrics
 
 
@@ -64,7 +69,6 @@ def test_evaluation_agrees_with_the_training_engine(trained, evaluated):
     facts = json.load(open(os.path.join(out, evaluate.EVALUATION_FILE)))
     # The same EMA weights through the same compiled evaluation as the engine's last block.
     assert facts["weights"] == "ema" and facts["top1"] == pytest.approx(metrics["top1"], abs=1e-6)
-    assert facts["top5"] == pytest.approx(metrics["top5"], abs=1e-6) == 1.0  # 3 classes
     confusion = np.array(facts["confusion"])
     assert confusion.shape == (3, 3) and confusion.sum() == 12 and confusion.sum(1).tolist() == [4] * 3
     assert facts["classes"] == CLASSES and len(facts["per_class_accuracy"]) == 3
@@ -136,9 +140,11 @@ def test_export_reloaded_in_a_fresh_process_gives_the_evaluation_predictions(
         assert name in shown.stdout
 
 
-def test_predict_cli_classifies_good_files_and_names_bad_ones(trained, exported, tmp_path):
+def test_predict_cli_classifies_good_files_and_names_bad_ones(trained, evaluated, exported,
+                                                             tmp_path):
     split, _, _ = trained
-    images = list(validation_images(split).values())
+    named = validation_images(split)
+    images = list(named.values())
     folder = tmp_path / "photos"
     folder.mkdir()
     (folder / "a.jpg").write_bytes(images[0])
@@ -161,8 +167,109 @@ def test_predict_cli_classifies_good_files_and_names_bad_ones(trained, exported,
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
     result = json.loads(proc.stdout)
-    assert result["file"].endswith("a.jpg") and len(result["top"]) == 3
-    assert sum(t["probability"] for t in result["top"]) == pytest.approx(1.0, abs=1e-4)
+    assert result["file"].endswith("a.jpg")
+    # The evaluation's probabilities of that image, class by class, in decreasing order.
+    preds = np.load(os.path.join(evaluated[0], evaluate.PREDICTIONS_FILE))
+    expected = preds["probabilities"][list(preds["filenames"]).index(next(iter(named)))]
+    order = np.argsort(-expected)
+    assert [t["class"] for t in result["top"]] == [CLASSES[i] for i in order]
+    np.testing.assert_allclose([t["probability"] for t in result["top"]], expected[order],
+                               atol=1e-4)
     proc = subprocess.run(cmd[:3] + ["--model", str(tmp_path), str(folder)], cwd=ROOT,
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 2 and "holds no SavedModel" in proc.stderr
+
+
+def test_restored_weights_are_the_checkpoints_ema_tensors(trained, tmp_path):
+    """load_model("auto") of a run with EMA restores exactly the checkpoint's ema_model
+    tensors; "online" restores weights that differ from them, so a mix-up cannot pass."""
+    import tensorflow as tf
+
+    _, run_dir, _ = trained
+    original = tf.train.load_checkpoint(evaluation.latest_checkpoint(run_dir))
+
+    def restored_tensors(weights):
+        net, _, used = evaluation.load_model(run_dir, num_classes=3, weights=weights)
+        # Written as an "ema_model" so the keys line up with the training checkpoint's.
+        written = tf.train.load_checkpoint(
+            tf.train.Checkpoint(ema_model=net).write(str(tmp_path / weights)))
+        names = [n for n in written.get_variable_to_shape_map() if n.startswith("ema_model/")]
+        assert len(names) == len(net.variables)
+        return used, {n: written.get_tensor(n) for n in names}
+
+    used, ema = restored_tensors("auto")
+    assert used == "ema"
+    for name, value in ema.items():
+        np.testing.assert_array_equal(value, original.get_tensor(name), err_msg=name)
+    used, online = restored_tensors("online")
+    assert used == "online" and online.keys() == ema.keys()
+    assert sum(not np.array_equal(online[n], ema[n]) for n in ema) > len(ema) // 2
+
+
+def _colour_model(kernel, bias, *, image_size):
+    """logits = mean colour of the (scaled) image x kernel + bias: predictions known by hand."""
+    import keras
+
+    inputs = keras.Input((image_size, image_size, kernel.shape[0]))
+    dense = keras.layers.Dense(kernel.shape[1])
+    model = keras.Model(inputs, dense(keras.layers.GlobalAveragePooling2D()(inputs)))
+    dense.set_weights([np.asarray(kernel, "float32"), np.asarray(bias, "float32")])
+    return model
+
+
+# red -> class 1, green -> class 1, blue -> class 0; class 2 is never predicted.
+_MIXED_UP = (np.array([[0, 1, 0], [0, 1, 0], [1, 0, 0]]), np.array([0.0, 0.0, -10.0]))
+
+
+def test_confusion_rows_are_true_labels_on_a_hand_built_model(trained):
+    """Evaluation through the engine's compiled pass, on a model whose every prediction is
+    known (the fixture images' dominant colour is their class): rows are true labels."""
+    split_path, run_dir, _ = trained
+    hp = evaluation.load_hparams(run_dir)
+    split = split_dir_lib.read_split(split_path, sets=("validation",))
+    model = _colour_model(*_MIXED_UP, image_size=hp["input"]["image_size"])
+    result = evaluation.evaluate(model, hp=hp, split=split, batch_size=5)
+    assert result["confusion"] == [[0, 4, 0], [0, 4, 0], [4, 0, 0]]
+    assert result["per_class_accuracy"] == [0.0, 1.0, 0.0]
+    assert result["top1"] == pytest.approx(4 / 12) and result["count"] == 12
+
+
+def test_top5_counts_the_label_among_the_five_largest_logits():
+    import tensorflow as tf
+
+    from fixmatch.train import steps
+
+    logits = np.array([[9, 1, 2, 3, 4, 5, 6, 7],    # label 0: first
+                       [1, 2, 3, 4, 5, 6, 7, 8],    # label 3: fifth
+                       [1, 2, 3, 4, 5, 6, 7, 8],    # label 2: sixth
+                       [1, 2, 3, 4, 5, 6, 7, 8]],   # label 7: first
+                      "float32")
+    model = _colour_model(np.eye(8), np.zeros(8), image_size=1)
+    sums = steps.eval_step({"image": tf.constant(logits[:, None, None, :]),
+                            "label": tf.constant([0, 3, 2, 7], tf.int64)},
+                           model=model, ema_model=None)
+    assert float(sums["correct"]) == 2 and float(sums["correct_top5"]) == 3
+    assert float(sums["ema_correct_top5"]) == 3
+
+
+@pytest.mark.parametrize("scale_and_center", [True, False])
+def test_export_serves_the_evaluation_pixels_in_either_scaling(trained, tmp_path,
+                                                               scale_and_center):
+    """The served model sees what the evaluation fed it, for both `input.scale_and_center`
+    values (the smoke run only trains with true): same probabilities for every image."""
+    from fixmatch import export
+
+    split_path, run_dir, _ = trained
+    hp = evaluation.load_hparams(run_dir)
+    hp["input"]["scale_and_center"] = scale_and_center
+    split = split_dir_lib.read_split(split_path, sets=("validation",))
+    scale = 1.0 if scale_and_center else 1 / 100  # keep 0..255 inputs off saturation
+    model = _colour_model(_MIXED_UP[0] * 3 * scale, _MIXED_UP[1] * scale,
+                          image_size=hp["input"]["image_size"])
+    preds = evaluation.predict(model, hp=hp, split=split, batch_size=5)
+    path = str(tmp_path / "saved_model")
+    export.export_saved_model(model, hp=hp, classes=CLASSES, path=path)
+    images = validation_images(split_path)
+    served = export.load_classifier(path)([images[n] for n in preds["filenames"]])
+    np.testing.assert_allclose(served["probabilities"], preds["probabilities"], atol=1e-5)
+    assert np.ptp(preds["probabilities"]) > 0.1  # not a constant, so scaling matters

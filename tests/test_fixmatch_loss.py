@@ -38,15 +38,27 @@ def test_masked_samples_add_zero_but_count_in_the_mean():
     assert float(loss2) == pytest.approx(float(loss), rel=1e-7)
 
 
-def test_no_gradient_flows_through_the_pseudo_labels():
-    weak = tf.Variable([[3.0, 0.0, 0.0], [0.0, 2.5, 0.0]])
-    strong = tf.Variable([[0.0, 1.0, 0.0], [1.0, 0.0, 0.0]])
+def test_the_unlabeled_loss_sends_gradient_to_the_strong_view_only():
+    """d L_u / d strong = mask * (softmax(strong) - onehot(pseudo)) / N; d L_u / d weak = 0.
+
+    What this guards: the weak view only *selects* the targets (spec 6: hard pseudo-labels, no
+    soft targets or confidence weights). tf.argmax and the >= threshold carry no gradient, so
+    this holds with or without the stop_gradient in `losses.pseudo_labels`; that one is a guard
+    for code that would use the probabilities themselves, and removing it changes nothing here.
+    """
+    weak = tf.Variable([[3.0, 0.0, 0.0], [0.0, 2.5, 0.0], [0.0, 0.0, 0.0]])
+    strong = tf.Variable([[0.0, 1.0, 0.0], [1.0, 0.0, 0.0], [2.0, 0.0, 1.0]])
     with tf.GradientTape() as tape:
-        loss, _ = losses.pseudo_label_loss(logits_weak=weak, logits_strong=strong,
-                                           confidence=0.5)
+        loss, mask = losses.pseudo_label_loss(logits_weak=weak, logits_strong=strong,
+                                              confidence=0.5)
     g_weak, g_strong = tape.gradient(loss, [weak, strong])
     assert g_weak is None or not np.any(g_weak.numpy())
-    assert np.any(g_strong.numpy())
+    np.testing.assert_array_equal(mask.numpy(), [1.0, 1.0, 0.0])  # row 3: max prob 1/3
+    s = strong.numpy()
+    softmax = np.exp(s) / np.exp(s).sum(-1, keepdims=True)
+    onehot = np.eye(3)[[0, 1, 0]]
+    expected = mask.numpy()[:, None] * (softmax - onehot) / 3
+    np.testing.assert_allclose(g_strong.numpy(), expected, rtol=1e-5, atol=1e-7)
 
 
 def _fixmatch_loss(wu, **kw):

@@ -107,4 +107,12 @@ def test_fixmatch_objective_one_forward_pass_over_the_concatenation():
     assert set(sums) == set(objective.sum_keys)
     # confidence 0: every unlabeled sample is masked in.
     assert float(sums["mask_sum"]) == pytest.approx(2.0) and float(sums["count"]) == 2.0
-    assert float(total) == pytest.approx(float(sums["loss_sum"]) / 2, rel=1e-6)
+    # The loss of spec 6, recomputed from the same model's logits of the three parts.
+    def xe(labels, logits):
+        z = logits - logits.max(-1, keepdims=True)
+        return -(z - np.log(np.exp(z).sum(-1, keepdims=True)))[np.arange(len(labels)), labels]
+    z_l, z_w, z_s = (base(batch[k], training=True).numpy()
+                     for k in ("image", "unsup_image", "unsup_aug_image"))
+    expected = xe(batch["label"], z_l).mean() + 10.0 * xe(z_w.argmax(-1), z_s).mean()
+    assert float(total) == pytest.approx(expected, rel=1e-5)
+    assert float(sums["loss_sum"]) == pytest.approx(2 * expected, rel=1e-5)  # x labeled count
