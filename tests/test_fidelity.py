@@ -35,7 +35,7 @@ def test_one_training_call_moves_the_variance_towards_the_unbiased_batch_varianc
 
 
 def test_a_single_value_per_channel_keeps_the_biased_update():
-    # n = 1: no unbiased estimate exists; TF's kernel then uses the factor 1 (variance 0).
+    # n = 1: no unbiased estimate exists; the factor is taken as 1 (the batch variance is 0).
     bn = UnbiasedBatchNormalization(momentum=0.9)
     bn(tf.ones((1, 1, 1, 2)), training=True)
     np.testing.assert_allclose(bn.moving_variance.numpy(), [0.9, 0.9], rtol=1e-6)

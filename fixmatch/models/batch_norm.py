@@ -13,8 +13,8 @@ that update:
     output          =  gamma * (x - mean) / sqrt(var + epsilon) + beta      (var biased)
 
 (Ioffe & Szegedy 2015, Algorithm 2, step 10 uses the unbiased estimate m/(m-1) Var[x] for
-inference.) With n == 1 the factor is 1, as in TF's kernel. Inference, frozen layers
-(`trainable=False`), masks and batch renormalisation keep Keras' own code path.
+inference.) With n == 1 (no unbiased estimate exists) the factor is taken as 1. Inference,
+frozen layers (`trainable=False`), masks and batch renormalisation keep Keras' own code path.
 """
 
 import keras
