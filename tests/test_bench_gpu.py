@@ -38,3 +38,20 @@ def test_refuses_full_run_without_gpu_and_rejects_bad_flags():
     assert "no GPU visible" in result.stderr and "--smoke" in result.stderr
     bad = _run("--smoke", "--batch_size", "0")
     assert bad.returncode == 2 and "--batch_size must be >= 1, got 0" in bad.stderr
+
+
+def test_fixmatch_smoke_times_synthetic_and_real_input():
+    result = _run("--smoke", "--program", "fixmatch")
+    assert result.returncode == 0, result.stderr[-3000:]
+    out = result.stdout
+    assert ("program=fixmatch model=resnet_tiny image_size=32 batch_size=4 uratio=5 "
+            "images_per_step=44 bfloat16=True xla=True") in out
+    rates = {name: float(re.search(rf"^{name} images/s: (\d+\.\d)", out, re.MULTILINE).group(1))
+             for name in ("synthetic", "real input")}
+    assert all(rate > 0 for rate in rates.values()), out
+    pipeline = re.search(r"^input pipeline alone: (\d+\.\d) images/s .* using (\d+\.\d) of "
+                         r"(\d+) cores$", out, re.MULTILINE)
+    assert pipeline and float(pipeline.group(1)) > 0 and float(pipeline.group(2)) > 0, out
+    verdict = re.search(r"^input-bound: (yes|no) ", out, re.MULTILINE)
+    assert verdict and (verdict.group(1) == "yes") == (
+        float(pipeline.group(1)) < rates["synthetic"]), out
