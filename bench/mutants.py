@@ -147,7 +147,8 @@ MUTANTS = (
       "        resized = tf.image.resize(crop, [image_size, image_size],\n"
       "                                  method=tf.image.ResizeMethod.BILINEAR)\n"
       "        return tf.saturate_cast(resized, tf.uint8)",
-      ["tests/test_weak.py", "tests/test_evaluate_export.py"],
+      ["tests/test_evaluate_export.py::"
+       "test_served_png_gets_the_pixels_of_the_same_image_as_jpeg"],
       "served PNGs resized bilinearly (JPEGs bicubically)"),
     M("per_class_by_prediction", "fixmatch/evaluation.py",
       "per_class = confusion.diagonal() / np.maximum(confusion.sum(axis=1), 1)",

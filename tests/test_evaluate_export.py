@@ -228,7 +228,7 @@ def test_confusion_rows_are_true_labels_on_a_hand_built_model(trained):
     hp = evaluation.load_hparams(run_dir)
     split = split_dir_lib.read_split(split_path, sets=("validation",))
     model = _colour_model(*_MIXED_UP, image_size=hp["input"]["image_size"])
-    result = evaluation.evaluate(model, hp=hp, split=split, batch_size=5)
+    result, _ = evaluation.evaluate(model, hp=hp, split=split, batch_size=5)
     assert result["confusion"] == [[0, 4, 0], [0, 4, 0], [4, 0, 0]]
     assert result["per_class_accuracy"] == [0.0, 1.0, 0.0]
     assert result["top1"] == pytest.approx(4 / 12) and result["count"] == 12
@@ -266,10 +266,27 @@ def test_export_serves_the_evaluation_pixels_in_either_scaling(trained, tmp_path
     scale = 1.0 if scale_and_center else 1 / 100  # keep 0..255 inputs off saturation
     model = _colour_model(_MIXED_UP[0] * 3 * scale, _MIXED_UP[1] * scale,
                           image_size=hp["input"]["image_size"])
-    preds = evaluation.predict(model, hp=hp, split=split, batch_size=5)
+    _, preds = evaluation.evaluate(model, hp=hp, split=split, batch_size=5)
     path = str(tmp_path / "saved_model")
     export.export_saved_model(model, hp=hp, classes=CLASSES, path=path)
     images = validation_images(split_path)
     served = export.load_classifier(path)([images[n] for n in preds["filenames"]])
     np.testing.assert_allclose(served["probabilities"], preds["probabilities"], atol=1e-5)
     assert np.ptp(preds["probabilities"]) > 0.1  # not a constant, so scaling matters
+
+
+def test_served_png_gets_the_pixels_of_the_same_image_as_jpeg(tmp_path):
+    """The export decodes any format; a PNG holding a validation JPEG's decoded pixels must
+    reach the model as exactly the evaluation's pixels (same crop, same bicubic resize)."""
+    import tensorflow as tf
+
+    from fixmatch.augment import weak
+
+    size = 16
+    for encoded in list(validation_images(write_split(tmp_path / "split")).values())[:3]:
+        png = tf.io.encode_png(tf.io.decode_jpeg(encoded, channels=3))
+        from_jpeg = weak.center_from_jpeg(encoded, image_size=size).numpy()
+        np.testing.assert_array_equal(weak.center_from_image(png, image_size=size).numpy(),
+                                      from_jpeg)
+        np.testing.assert_array_equal(weak.center_from_image(encoded, image_size=size).numpy(),
+                                      from_jpeg)
