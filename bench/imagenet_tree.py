@@ -142,6 +142,8 @@ def build(out, fraction, *, max_per_class=None, progress=True):
     jobs += [("val", s, names) for s, names in sorted(val_by_class.items())]
     for done, (split, s, names) in enumerate(jobs, 1):
         chosen = [n for n in names if keep(n, fraction)][:max_per_class]
+        if not chosen:  # an empty class folder is an input error for the split job
+            continue
         folder = os.path.join(out, split, s)
         os.makedirs(folder, exist_ok=True)
         for n in chosen:

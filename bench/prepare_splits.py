@@ -26,12 +26,9 @@ import glob
 import io
 import json
 import os
-import resource
 import shutil
-import subprocess
 import sys
 import tempfile
-import threading
 import time
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -40,7 +37,7 @@ sys.path.insert(0, REPO)
 import numpy as np  # noqa: E402
 from PIL import Image  # noqa: E402
 
-from bench import machine  # noqa: E402
+from bench import machine, procs  # noqa: E402
 
 WIDTH, HEIGHT = 500, 375
 
@@ -98,67 +95,17 @@ def plain_loop(paths):
     return time.perf_counter() - wall, time.process_time() - cpu
 
 
-def _tree(pid):
-    children = {}
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                with open(f"/proc/{entry}/stat") as f:
-                    ppid = int(f.read().rsplit(")", 1)[1].split()[1])
-                children.setdefault(ppid, []).append(int(entry))
-            except (OSError, IndexError, ValueError):
-                continue
-    out, todo = [], [pid]
-    while todo:
-        p = todo.pop()
-        out.append(p)
-        todo.extend(children.get(p, []))
-    return out
-
-
-def _rss_kb(pid):
-    try:
-        with open(f"/proc/{pid}/status") as f:
-            for line in f:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1])
-    except OSError:
-        pass
-    return 0
-
-
 def run_beam(data_dir, out_dir, beam_args):
     """Run the stage CLI in a child; returns wall s, tree CPU s, peak RSS MB of the driver,
     of the largest worker process and of the whole tree, and the decoding pass's workers."""
     cmd = [sys.executable, "-m", "stages.prepare_splits", f"--input={data_dir}",
            f"--output={out_dir}", "--split=frac10.seed1", *beam_args]
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    peak = {"driver": 0, "worker": 0, "tree": 0}
-    start = time.perf_counter()
-    child = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    done = threading.Event()
-
-    def sample():
-        while not done.is_set():
-            sizes = [_rss_kb(p) for p in _tree(child.pid)]  # the driver first
-            peak["driver"] = max(peak["driver"], sizes[0])
-            peak["worker"] = max(peak["worker"], max(sizes[1:], default=0))
-            peak["tree"] = max(peak["tree"], sum(sizes))
-            time.sleep(0.05)
-
-    sampler = threading.Thread(target=sample, daemon=True)
-    sampler.start()
-    _, err = child.communicate()
-    wall = time.perf_counter() - start
-    done.set()
-    sampler.join()
-    if child.returncode:
-        raise RuntimeError(f"prepare_splits failed:\n{err.decode()[-3000:]}")
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    run = procs.run_measured(cmd, cwd=REPO)
+    if run["returncode"]:
+        raise RuntimeError(f"prepare_splits failed:\n{run['stderr'][-3000:]}")
     with open(os.path.join(out_dir, "manifest.json")) as f:
         workers = json.load(f)["runner"]["workers"]
-    return (wall, cpu, peak["driver"] / 1024, peak["worker"] / 1024, peak["tree"] / 1024,
+    return (run["wall"], run["cpu"], run["rss_main"], run["rss_other"], run["rss_tree"],
             workers)
 
 

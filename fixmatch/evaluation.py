@@ -1,14 +1,10 @@
-"""A trained run, evaluated: restore its weights, run the engine's compiled evaluation, and
-predict every validation image.
+"""A trained run, evaluated: restore its weights, then score and predict every validation image.
 
 A run directory is a training stage's published output (hparams.json + checkpoint/) or a
-training --model_dir (hparams.json + checkpoint-<step>.*). The metrics come from the same
-compiled evaluation the engine runs every block (steps.make_evaluate over steps.eval_step, with
-the confusion matrix summed alongside); the per-image probabilities, which the export is checked
-against, come from a plain pass over the same evaluation pipeline.
+training --model_dir (hparams.json + checkpoint-<step>.*). The metrics are the sums the engine's
+evaluation adds up every block (steps.eval_sums, with the confusion matrix alongside), taken in
+the same pass as the per-image probabilities the export is checked against.
 """
-
-import functools
 
 import numpy as np
 import tensorflow as tf
@@ -72,48 +68,43 @@ def load_model(run_dir: str, *, num_classes: int, weights: str = "auto"):
     return model, hp, used
 
 
-def evaluate(model, *, hp: dict, split, batch_size: int, strategy=None) -> dict:
-    """top1, top5, loss, count, per-class accuracy (in label order) and the confusion matrix
-    (rows = true label) on split's validation set."""
-    strategy = strategy or tf.distribute.get_strategy()
-    num_classes = split.num_classes
-    data = pipelines.distribute(strategy, functools.partial(
-        pipelines.eval_dataset, split.path, image_size=hp["input"]["image_size"],
-        hparams_input=hp["input"]), global_batch_size=batch_size * strategy.num_replicas_in_sync)
-    shapes = dict.fromkeys(steps.EVAL_SUM_KEYS)
-    shapes["confusion"] = [num_classes, num_classes]
-    run = steps.make_evaluate(strategy=strategy, example_sums=shapes, replica_eval_step=(
-        functools.partial(steps.eval_step, model=model, ema_model=None,
-                          scale_and_center=hp["input"]["scale_and_center"],
-                          confusion_classes=num_classes)))
-    with split_dir.naming_damaged_shards(split):
-        sums = {k: v.numpy() for k, v in run(data).items()}
-    confusion = sums.pop("confusion").astype(np.int64)
-    result = metrics.finalize_eval(sums)
-    per_class = confusion.diagonal() / np.maximum(confusion.sum(axis=1), 1)
-    return {"top1": result["accuracy"], "top5": result["accuracy_top5"],
-            "loss": result["loss"], "count": result["count"],
-            "per_class_accuracy": [float(a) for a in per_class],  # in label order
-            "confusion": confusion.tolist()}
+def evaluate(model, *, hp: dict, split, batch_size: int) -> tuple:
+    """(metrics, predictions) on split's validation set, from one pass over it.
 
-
-def predict(model, *, hp: dict, split, batch_size: int) -> dict:
-    """Every validation image's softmax probabilities: {filenames, labels, probabilities}."""
+    metrics: top1, top5, loss, count, per-class accuracy (in label order) and the confusion
+    matrix (rows = true label); predictions: {filenames, labels, probabilities}. The metrics
+    are the engine's own sums (steps.eval_sums, what the evaluation after every training block
+    adds up) over the very logits the probabilities come from. One pass, not two: on ImageNet
+    the model's pass over 50,000 images is the stage's whole cost.
+    """
     data = pipelines.eval_dataset(split.path, image_size=hp["input"]["image_size"],
                                   batch_size=batch_size, hparams_input=hp["input"],
                                   with_filenames=True)
+    num_classes = split.num_classes
 
     @tf.function
-    def probabilities(images):
+    def step(images, labels):
         inputs = steps.model_inputs({"image": images},
                                     scale_and_center=hp["input"]["scale_and_center"])
-        return tf.nn.softmax(tf.cast(model(inputs["image"], training=False), tf.float32))
+        logits = tf.cast(model(inputs["image"], training=False), tf.float32)
+        sums = steps.eval_sums(labels, logits, logits, confusion_classes=num_classes)
+        return sums, tf.nn.softmax(logits)
 
-    names, labels, probs = [], [], []
+    totals, names, labels, probs = {}, [], [], []
     with split_dir.naming_damaged_shards(split):
         for batch in data:
-            probs.append(probabilities(batch["image"]).numpy())
+            sums, batch_probs = step(batch["image"], batch["label"])
+            for key, value in sums.items():
+                totals[key] = totals.get(key, 0) + value.numpy().astype(np.float64)
+            probs.append(batch_probs.numpy())
             labels.append(batch["label"].numpy())
             names += [n.decode("utf-8") for n in batch["filename"].numpy()]
-    return {"filenames": np.array(names), "labels": np.concatenate(labels),
-            "probabilities": np.concatenate(probs).astype(np.float32)}
+    confusion = totals.pop("confusion").astype(np.int64)
+    result = metrics.finalize_eval(totals)
+    per_class = confusion.diagonal() / np.maximum(confusion.sum(axis=1), 1)
+    return ({"top1": result["accuracy"], "top5": result["accuracy_top5"],
+             "loss": result["loss"], "count": result["count"],
+             "per_class_accuracy": [float(a) for a in per_class],  # in label order
+             "confusion": confusion.tolist()},
+            {"filenames": np.array(names), "labels": np.concatenate(labels),
+             "probabilities": np.concatenate(probs).astype(np.float32)})

@@ -92,6 +92,10 @@ PROJECT_HPARAMS = {
         "per_worker_eval_batch_size": 128,
         "steps_per_run": 1000,
         "max_steps": None,  # optional cap on total_steps (smoke runs, quick experiments)
+        # optional cap on the validation images of the evaluation after every block (about
+        # this many: each input pipeline takes its share); None = all, as the reference. The
+        # Evaluate stage always scores all of them.
+        "eval_examples": None,
         # optional floor on total_steps: small splits get longer epochs, not fewer steps
         "min_steps": None,
         "use_xla": False,
@@ -226,6 +230,7 @@ _RULES = {
     "run.per_worker_eval_batch_size": ("int", _at_least(1)),
     "run.steps_per_run": ("int", _at_least(1)),
     "run.max_steps": ("int?", _at_least(1)),
+    "run.eval_examples": ("int?", _at_least(1)),
     "run.min_steps": ("int?", _at_least(1)),
     "run.use_xla": ("bool", None),
     "run.keep_checkpoints": ("int", _at_least(1)),

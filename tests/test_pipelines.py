@@ -212,6 +212,15 @@ def test_eval_exactly_once_across_input_pipelines(split_dir, num_pipelines):
     assert sorted(labels) == list(range(COUNTS[schema.VALIDATION]))
 
 
+def test_eval_max_examples_caps_each_pipeline_to_its_share(split_dir):
+    # run.eval_examples: a cheaper evaluation during training on a large validation set
+    assert [len(b["label"]) for b in _eval_batches(split_dir, 2, max_examples=5)] == [2, 2, 1]
+    ctx = tf.distribute.InputContext(num_input_pipelines=2, input_pipeline_id=1,
+                                     num_replicas_in_sync=1)
+    assert sum(len(b["label"]) for b in _eval_batches(split_dir, 2, max_examples=4,
+                                                      input_context=ctx)) == 2
+
+
 def test_fixmatch_dataset_zips_labeled_and_unlabeled(split_dir):
     batch = _first(pipelines.fixmatch_dataset(split_dir, image_size=SIZE, batch_size=2,
                                               uratio=3, strong=_invert,

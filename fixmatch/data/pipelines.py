@@ -300,13 +300,16 @@ def unlabeled_dataset(split_dir, *, image_size, batch_size, strong, hparams_inpu
 
 
 def eval_dataset(split_dir, *, image_size, batch_size, input_context=None,
-                 hparams_input=None, image_dtype=None, with_filenames=False):
+                 hparams_input=None, image_dtype=None, with_filenames=False,
+                 max_examples=None):
     """Validation stream ``{"image", "label"}``: center crop, file order, last batch kept.
 
     Every validation image appears exactly once per iteration (also across
     input pipelines: files, or records when there are fewer files than
     pipelines, are split between them). ``with_filenames`` adds ``filename``
-    (the record's image/filename), to name per-image predictions.
+    (the record's image/filename), to name per-image predictions. ``max_examples``
+    keeps about that many (each input pipeline its share), for a cheaper evaluation
+    during training on a large validation set.
     """
     _positive_int("image_size", image_size)
     _positive_int("batch_size", batch_size)
@@ -326,6 +329,9 @@ def eval_dataset(split_dir, *, image_size, batch_size, input_context=None,
 
     ds = _records(split_dir, schema.VALIDATION, training=False,
                   input_context=input_context, seed=None)
+    if max_examples is not None:
+        pipelines = input_context.num_input_pipelines if input_context else 1
+        ds = ds.take(max(1, max_examples // pipelines))
     ds = ds.map(preprocess, num_parallel_calls=_AUTOTUNE, deterministic=True)
     return _finish(ds, batch_size=batch_size, training=False, float_keys=("image",),
                    opts=opts, image_dtype=image_dtype)

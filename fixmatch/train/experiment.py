@@ -169,7 +169,8 @@ def train_and_evaluate(*, program: str, hp: dict, split: split_lib.Split, model_
         objective = steps.supervised_objective
     train_data = pipelines.distribute(strategy, train_fn, global_batch_size=plan.global_batch)
     eval_data = pipelines.distribute(strategy, functools.partial(
-        pipelines.eval_dataset, split.path, image_size=image_size, hparams_input=hp["input"]),
+        pipelines.eval_dataset, split.path, image_size=image_size, hparams_input=hp["input"],
+        max_examples=hp["run"]["eval_examples"]),
         global_batch_size=plan.global_eval_batch)
     model_fn = functools.partial(
         build_model, hp["model"]["name"], num_classes=split.num_classes, image_size=image_size,

@@ -193,10 +193,15 @@ def eval_step(batch, *, model, ema_model, scale_and_center=True, confusion_class
     (of `model` when there is none), as float32 [C, C] under the key "confusion".
     """
     batch = model_inputs(batch, scale_and_center=scale_and_center)
-    labels = batch["label"]
     logits = _guarded_inference(model, batch["image"])
     ema_logits = (_guarded_inference(ema_model, batch["image"])
                   if ema_model is not None else logits)
+    return eval_sums(batch["label"], logits, ema_logits, confusion_classes=confusion_classes)
+
+
+def eval_sums(labels, logits, ema_logits, *, confusion_classes=None):
+    """eval_step's sums from the two models' logits (also used by fixmatch.evaluation, which
+    needs the logits themselves for per-image predictions)."""
     sums = {"loss_sum": tf.reduce_sum(losses.cross_entropy(labels, logits)),
             "count": tf.cast(tf.shape(labels)[0], tf.float32)}
     sums.update(metrics.classification_sums(labels=labels, logits=logits))
