@@ -12,6 +12,7 @@ import os
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -86,6 +87,10 @@ def test_tensorboard_lists_each_training_once_by_name(full_run):
     assert proc.returncode == 0
     event_dirs = sorted({os.path.relpath(os.path.dirname(p), root) for p in glob.glob(
         str(root / "**" / "events.out.tfevents.*"), recursive=True)})
+    from tensorboard.backend.event_processing import plugin_event_multiplexer
+    tensorboard = plugin_event_multiplexer.EventMultiplexer()  # the runs TensorBoard lists
+    tensorboard.AddRunsFromDirectory(str(root))
+    assert sorted(tensorboard.Runs()) == event_dirs
     names = []
     for program in ("supervised", "fixmatch"):
         (out,) = glob.glob(str(root / f"train_{program}" / "*" / "manifest.json"))
@@ -117,4 +122,16 @@ def test_the_exported_model_classifies_demo_images(full_run):
     assert pred.returncode == 0, pred.stderr[-3000:]
     results = [json.loads(line) for line in pred.stdout.splitlines()]
     assert [r["file"] for r in results] == images
-    assert all(len(r["top"]) == 3 for r in results)
+    # What the FixMatch evaluation gave the same files (the split keeps valid JPEGs byte for
+    # byte), class by class.
+    (evaluated,) = [os.path.dirname(p) for p in
+                    glob.glob(str(root / "evaluate" / "*" / "evaluation.json"))
+                    if "train_fixmatch" in json.load(open(p))["model"]]
+    classes = json.load(open(os.path.join(evaluated, "evaluation.json")))["classes"]
+    preds = np.load(os.path.join(evaluated, "predictions.npz"))
+    row = {os.path.basename(name): i for i, name in enumerate(preds["filenames"])}
+    for r in results:
+        expected = preds["probabilities"][row[os.path.basename(r["file"])]]
+        shown = {t["class"]: t["probability"] for t in r["top"]}
+        assert shown.keys() == set(classes), r
+        np.testing.assert_allclose([shown[c] for c in classes], expected, atol=1e-4)
