@@ -16,10 +16,12 @@ def _figure(width, height):
     return plt, fig, ax
 
 
-def _png(plt, fig) -> bytes:
+def _png(plt, fig, *, title=None) -> bytes:
+    """The figure as PNG bytes; `title` also goes into the PNG's Title text chunk, so tools
+    (and tests) can tell which run a picture shows without reading its pixels."""
     buf = io.BytesIO()
     fig.tight_layout()
-    fig.savefig(buf, format="png")
+    fig.savefig(buf, format="png", metadata={"Title": title} if title else None)
     plt.close(fig)
     return buf.getvalue()
 
@@ -40,7 +42,7 @@ def confusion_png(confusion, classes, *, title: str) -> bytes:
         ax.set_xticks(range(n), classes, rotation=90, fontsize=7)
         ax.set_yticks(range(n), classes, fontsize=7)
     ax.set_title(f"{title}\nconfusion matrix (share of each true class)", fontsize=9)
-    return _png(plt, fig)
+    return _png(plt, fig, title=title)
 
 
 def curves_png(curves: dict, *, title: str) -> bytes:

@@ -108,6 +108,11 @@ def test_tensorboard_lists_each_training_once_by_name(full_run):
         assert f"| {program} | {name} | `{runs[program]['fingerprint']}` |" in report_md
         assert f"{program}: {name}" in proc.stdout
     assert runs["fixmatch"]["hparams"]["uratio"] == 2
+    # Each confusion matrix is titled with the run it evaluates (the PNG's Title chunk).
+    from PIL import Image
+    titles = sorted(Image.open(p).info["Title"]
+                    for p in glob.glob(str(root / "evaluate" / "*" / "confusion.png")))
+    assert titles == sorted(f"{n}: resnet_tiny, ema weights" for n in names), titles
     assert runs["supervised"]["hparams"]["uratio"] is None
 
 
