@@ -70,9 +70,6 @@ def test_plan_times_steps_and_writes_nothing(tmp_path, split_dir):
     assert "estimated wall time:" in out.stdout and "on THIS machine" in out.stdout
     assert "from 2 timed steps of 40 synthetic images" in out.stdout  # 8 x (1 + 2 x uratio 2)
     assert os.listdir(model_dir) == [] and sorted(os.listdir(split_dir)) == before
-    sup = _cli("train_supervised", "--preset", "smoke", "--data", split_dir, "--plan_steps", "1")
-    assert sup.returncode == 0, sup.stderr[-3000:]
-    assert "images through the model: 8 per step" in sup.stdout
 
 
 def test_needs_no_data_for_a_named_split_but_refuses_what_a_run_would():
@@ -88,3 +85,25 @@ def test_needs_no_data_for_a_named_split_but_refuses_what_a_run_would():
         bad = _cli("train_fixmatch", "--dataset", "fixmatch_10pct.1", *args)
         assert bad.returncode == 2, (args, bad.stderr[-2000:])
         assert "train_fixmatch: error: " in bad.stderr and needle in bad.stderr, bad.stderr
+
+
+def test_plan_program_plans_both_trainings_with_fullrun_overrides(split_dir):
+    from stages import plan
+    plans = plan.run(dataset="fixmatch_10pct.2", preset="imagenet", hparams='"num_epochs": 10',
+                     fixmatch_hparams=RECIPE, plan_steps=0)
+    spe = 128116 / 128
+    assert plans["supervised"]["total_steps"] == math.ceil(spe * 10)  # --hparams
+    assert plans["fixmatch"]["total_steps"] == 3002719  # --fixmatch_hparams on top of it
+    out = subprocess.run([sys.executable, "-m", "stages.plan", "--data", split_dir, "--preset",
+                          "smoke", "--plan_steps", "1"], cwd=ROOT, capture_output=True,
+                         text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "plan of train_supervised on split tiny" in out.stdout
+    assert "images through the model: 8 per step" in out.stdout  # supervised: labeled only
+    assert "plan of train_fixmatch on split tiny" in out.stdout
+    assert "both trainings, one after the other:" in out.stdout
+    bad = subprocess.run([sys.executable, "-m", "stages.plan", "--dataset", "fixmatch_10pct.1",
+                          "--preset", "imagenet", "--plan_steps", "0"], cwd=ROOT,
+                         capture_output=True, text=True, timeout=300)
+    assert bad.returncode == 2 and "plan: error: " in bad.stderr
+    assert "FixMatch needs a strong augmentation" in bad.stderr

@@ -164,7 +164,7 @@ def this_machine() -> str:
     return f"CPU only, {cores} cores"
 
 
-def _duration(seconds: float) -> str:
+def duration(seconds: float) -> str:
     if seconds < 120:
         return f"{seconds:.0f} s"
     if seconds < 2 * 3600:
@@ -178,10 +178,11 @@ def _duration(seconds: float) -> str:
 def format_plan(info: dict) -> str:
     """The plan as the lines `--plan` prints."""
     fixmatch = info["program"] == "fixmatch"
+    unlabeled = f"{info['num_unlabeled']:,} unlabeled, " if fixmatch else ""
     lines = [
         f"plan of train_{info['program']} on split {info['split']} "
-        f"({info['num_labeled']:,} labeled, {info['num_unlabeled']:,} unlabeled, "
-        f"{info['num_classes']} classes; from the {info['counts_from']})",
+        f"({info['num_labeled']:,} labeled, {unlabeled}{info['num_classes']} classes; from the "
+        f"{info['counts_from']})",
         f"  replicas:                 {info['replicas']} (this machine)",
         f"  labeled images per step:  {info['labeled_per_step']:,}"
         f" (learning rate {info['base_lr_scaled']:g} = base_lr x {info['labeled_per_step']}/256)",
@@ -206,7 +207,7 @@ def format_plan(info: dict) -> str:
     if "seconds_per_image" in info:
         total = info["seconds_per_image"] * info["image_passes"]
         lines += [
-            f"  estimated wall time:      {_duration(total)} of training steps, on THIS machine"
+            f"  estimated wall time:      {duration(total)} of training steps, on THIS machine"
             f" ({info['machine']})",
             f"    from {info['probe_steps']} timed steps of {info['probe_images_per_step']:,} "
             f"synthetic images ({info['probe_seconds_per_step']:.3f} s per step after a "
