@@ -121,6 +121,11 @@ def build_pseudo_labeler(hp: dict, split: split_lib.Split, strategy):
     their state created in the strategy scope: it is checkpointed and updated on every replica."""
     from fixmatch.train import thresholds
     fm = hp["fixmatch"]
+    if fm["dist_align"] == "labeled" and not split.labeled_class_counts:
+        raise split_lib.SplitDirError(
+            f"hparam 'fixmatch.dist_align' is 'labeled', but {split.path}/{split_lib.SPLIT_FILE} "
+            "has no counts_per_class of the labeled set; rebuild the split with prepare_splits "
+            "or align towards 'uniform'")
     target = thresholds.alignment_target(fm["dist_align"], num_classes=split.num_classes,
                                          labeled_counts=split.labeled_class_counts)
     with strategy.scope():
