@@ -37,6 +37,7 @@ from fixmatch.splitting import names as split_names  # noqa: E402
 
 TRAIN_IMAGES = 1_281_167
 VAL_LIST = "fixmatch_splits/files2labels_valid.txt"
+LIST_ORDER = ("simclr_1pct", "simclr_10pct", "fixmatch_10pct.1")  # priority under a cap
 SIDE = 32
 VARIANTS = 4  # noise patterns per class
 
@@ -97,6 +98,18 @@ def full_listing():
     return train, sorted(val)
 
 
+def _listed_first(names, groups):
+    """`names` reordered so that a capped class folder holds images of every named split: one
+    name of the first list, one of the second, ..., then the others, round-robin."""
+    buckets = [[] for _ in range(len(groups) + 1)]
+    for name in names:
+        buckets[next((i for i, g in enumerate(groups) if name in g), len(groups))].append(name)
+    out = []
+    while any(buckets):
+        out += [b.pop(0) for b in buckets if b]
+    return out
+
+
 def keep(name, fraction):
     """Stable membership of `name` in a tree of this fraction (nested across fractions)."""
     if fraction >= 1:
@@ -119,10 +132,11 @@ def _jpegs(synsets):
     return out
 
 
-def build(out, fraction, *, max_per_class=None, progress=True):
+def build(out, fraction, *, max_per_class=None, max_val_per_class=None, progress=True):
     """Write the tree under `out` (skipped when `out/COMPLETE` records the same settings);
     returns {"train": n, "val": n, "bytes": n}."""
-    settings = f"fraction={fraction} max_per_class={max_per_class} side={SIDE}\n"
+    settings = (f"fraction={fraction} max_per_class={max_per_class} "
+                f"max_val_per_class={max_val_per_class} side={SIDE}\n")
     marker = os.path.join(out, "COMPLETE")
     if os.path.exists(marker):
         with open(marker) as f:
@@ -133,6 +147,8 @@ def build(out, fraction, *, max_per_class=None, progress=True):
                          "remove it or choose another --out")
     train, val = full_listing()
     jpegs = _jpegs(sorted(train))
+    groups = [{line.split(",")[0] for line in split_lists.read_lines(
+        split_names.NAMED_LISTS[name])} for name in LIST_ORDER]
     counts = {"train": 0, "val": 0, "bytes": 0}
     start = time.time()
     jobs = [("train", s, names) for s, names in train.items()]
@@ -141,7 +157,11 @@ def build(out, fraction, *, max_per_class=None, progress=True):
         val_by_class[s].append(name)
     jobs += [("val", s, names) for s, names in sorted(val_by_class.items())]
     for done, (split, s, names) in enumerate(jobs, 1):
-        chosen = [n for n in names if keep(n, fraction)][:max_per_class]
+        chosen = [n for n in names if keep(n, fraction)]
+        if max_per_class is not None and split == "train":
+            chosen = _listed_first(chosen, groups)[:max_per_class]
+        elif max_val_per_class is not None and split == "val":
+            chosen = chosen[:max_val_per_class]
         if not chosen:  # an empty class folder is an input error for the split job
             continue
         folder = os.path.join(out, split, s)
@@ -166,11 +186,15 @@ def main(argv=None):
     parser.add_argument("--fraction", type=float, default=0.01,
                         help="share of the full 1,281,167 + 50,000 images (0 < f <= 1)")
     parser.add_argument("--max_per_class", type=int, default=None,
-                        help="cap per class folder (a tiny 1,000-class tree for tests)")
+                        help="cap per class folder (a tiny 1,000-class tree for tests); the "
+                        "train images kept are taken from each named split's list in turn")
+    parser.add_argument("--max_val_per_class", type=int, default=None,
+                        help="cap per validation class folder")
     args = parser.parse_args(argv)
     if not 0 < args.fraction <= 1:
         parser.error(f"--fraction must be in (0, 1], got {args.fraction}")
-    print(build(args.out, args.fraction, max_per_class=args.max_per_class))
+    print(build(args.out, args.fraction, max_per_class=args.max_per_class,
+                max_val_per_class=args.max_val_per_class))
 
 
 if __name__ == "__main__":

@@ -49,11 +49,13 @@ def chain_flags(args, data, root):
                        "per_worker_eval_batch_size": args.eval_batch,
                        "eval_examples": args.train_eval}}
     flags = ["--root", root, "--data-dir", data, "--split", TRAIN_SPLIT, "--preset", "imagenet",
-             "--hparams", json.dumps(hparams),
-             # the reference's FixMatch recipe names its strong augmentation (the preset keeps
-             # the reference's default, noop, which FixMatch refuses)
-             "--fixmatch-hparams", json.dumps({"augment": {"type": "randaugment"}})]
+             "--hparams", json.dumps(hparams)]
     return flags + (["--allow-missing"] if args.fraction < 1 else [])
+
+
+# The reference's FixMatch recipe names its strong augmentation (the preset keeps the
+# reference's default, noop, which FixMatch refuses); tasks of the FixMatch run take this flag.
+FIXMATCH_FLAGS = ["--fixmatch-hparams", json.dumps({"augment": {"type": "randaugment"}})]
 
 
 def stages(args, data, root):
@@ -67,18 +69,20 @@ def stages(args, data, root):
         out.append((f"split {split}", luigi + ["PrepareSplits", "--local-scheduler", "--root",
                                                root, "--data-dir", data, "--split", split]
                     + missing, "Beam, local runner"))
-    for program in ("supervised", "fixmatch"):
-        task = {"supervised": "TrainSupervised", "fixmatch": "TrainFixMatch"}[program]
-        out.append((f"train {program}", luigi + [task, "--local-scheduler"] + chain,
-                    f"{args.steps} steps, batch {args.batch}/worker"))
-    for program in ("supervised", "fixmatch"):
-        evaluate = {"supervised": "EvaluateSupervised", "fixmatch": "EvaluateFixMatch"}[program]
-        out.append((f"evaluate {program}", luigi + [evaluate, "--local-scheduler"] + chain,
-                    "whole validation set"))
-    out.append(("export fixmatch", luigi + ["ExportFixMatch", "--local-scheduler"] + chain, ""))
-    out.append(("report", luigi + ["Report", "--local-scheduler"] + chain, ""))
-    out.append(("rerun FullRun", luigi + ["FullRun", "--local-scheduler"] + chain, "no change"))
-    out.append(("rerun Evaluate", luigi + ["EvaluateFixMatch", "--local-scheduler"] + chain,
+    fixmatch = chain + FIXMATCH_FLAGS
+    out.append(("train supervised", luigi + ["TrainSupervised", "--local-scheduler"] + chain,
+                f"{args.steps} steps, batch {args.batch}/worker"))
+    out.append(("train fixmatch", luigi + ["TrainFixMatch", "--local-scheduler"] + fixmatch,
+                f"{args.steps} steps, batch {args.batch}+{5 * args.batch}x2/worker"))
+    out.append(("evaluate supervised", luigi + ["EvaluateSupervised", "--local-scheduler"]
+                + chain, "whole validation set"))
+    out.append(("evaluate fixmatch", luigi + ["EvaluateFixMatch", "--local-scheduler"]
+                + fixmatch, "whole validation set"))
+    out.append(("export fixmatch", luigi + ["ExportFixMatch", "--local-scheduler"] + fixmatch, ""))
+    out.append(("report", luigi + ["Report", "--local-scheduler"] + fixmatch, ""))
+    out.append(("rerun FullRun", luigi + ["FullRun", "--local-scheduler"] + fixmatch,
+                "no change"))
+    out.append(("rerun Evaluate", luigi + ["EvaluateFixMatch", "--local-scheduler"] + fixmatch,
                 "no change"))
     return out
 

@@ -23,6 +23,13 @@ FixMatch (`--program fixmatch`): the engine's block with `steps.make_fixmatch_ob
 threshold, wu) plus EMA, against a tf.function loop written directly with tf.GradientTape that
 computes the same concatenated forward pass and loss and applies the same optimizer (no EMA).
 Images/s count all B * (1 + 2 * uratio) images of a step.
+
+`--options` (FixMatch): the engine's step once more per pseudo-label option
+(`fixmatch.threshold`, optionally `+` a `fixmatch.dist_align`, e.g. `softmatch+uniform`), each
+timed in the same interleaved rounds and reported as a ratio to the engine's `fixed` step
+(issue 21 asks >= 0.97x).
+
+    python bench/train_step.py --program fixmatch --options freematch,softmatch,softmatch+uniform
 """
 
 import argparse
@@ -40,6 +47,7 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from bench import machine  # noqa: E402
+from fixmatch.hparams import DIST_ALIGN, THRESHOLDS  # noqa: E402
 from fixmatch.models import build_model  # noqa: E402
 from fixmatch.train import ema, loop, steps  # noqa: E402
 
@@ -62,8 +70,21 @@ def fixmatch_data(args, images, labels):
     return ds.repeat().prefetch(4)
 
 
-def engine_runner(args, images, labels, *, use_xla, fixmatch=False):
-    """Builds the engine's block; returns run() -> seconds for `args.steps` steps."""
+def make_labeler(option, *, num_classes, confidence):
+    """thresholds.PseudoLabeler of an `--options` entry: THRESHOLD[+DIST_ALIGN]."""
+    from fixmatch.train import thresholds
+    kind, _, align = option.partition("+")
+    rule = thresholds.make_rule(kind, num_classes=num_classes, confidence=confidence,
+                                momentum=0.999)
+    target = thresholds.alignment_target(align or "none", num_classes=num_classes,
+                                         labeled_counts=[1] * num_classes)
+    return thresholds.PseudoLabeler(
+        rule, thresholds.DistributionAlignment(target) if target else None)
+
+
+def engine_runner(args, images, labels, *, use_xla, fixmatch=False, option="fixed"):
+    """Builds the engine's block; returns run() -> seconds for `args.steps` steps.
+    `option`: FixMatch's pseudo-label rule (see `make_labeler`)."""
     strategy = tf.distribute.get_strategy()
     keras.utils.set_random_seed(0)
     model_fn = functools.partial(build_model, args.model, num_classes=args.num_classes,
@@ -72,8 +93,10 @@ def engine_runner(args, images, labels, *, use_xla, fixmatch=False):
     ema.copy_weights(source=model, target=ema_model)
     optimizer = loop.create_optimizer(learning_rate=0.01)
     optimizer.build(model.trainable_variables)
-    objective = (steps.make_fixmatch_objective(wu=args.wu, confidence=args.confidence)
-                 if fixmatch else steps.supervised_objective)
+    objective = (steps.make_fixmatch_objective(
+        wu=args.wu, num_classes=args.num_classes, labeler=make_labeler(
+            option, num_classes=args.num_classes, confidence=args.confidence))
+        if fixmatch else steps.supervised_objective)
     grad_fn = functools.partial(steps.compute_gradients, model=model,
                                 objective=objective, num_replicas=1)
     if use_xla:
@@ -83,7 +106,8 @@ def engine_runner(args, images, labels, *, use_xla, fixmatch=False):
         replica_step=functools.partial(steps.train_step, model=model, optimizer=optimizer,
                                        grad_fn=grad_fn),
         after_update=steps.make_ema_update(ema_model=ema_model, model=model, decay=0.999),
-        example_sums=dict.fromkeys(objective.sum_keys))
+        example_sums={k: getattr(objective, "sum_shapes", {}).get(k)
+                      for k in objective.sum_keys})
     if fixmatch:
         ds = fixmatch_data(args, images, labels)
     else:
@@ -187,7 +211,18 @@ def main():
     parser.add_argument("--uratio", type=int, default=3, help="FixMatch: unlabeled per labeled")
     parser.add_argument("--wu", type=float, default=1.0, help="FixMatch: unlabeled weight")
     parser.add_argument("--confidence", type=float, default=0.8, help="FixMatch: threshold")
+    parser.add_argument("--options", default="",
+                        help="FixMatch: comma-separated THRESHOLD[+DIST_ALIGN] options to time "
+                             "against the fixed threshold, e.g. freematch,softmatch+uniform")
     args = parser.parse_args()
+    options = [o for o in args.options.split(",") if o]
+    for option in options:
+        kind, _, align = option.partition("+")
+        if kind not in THRESHOLDS or (align and align not in DIST_ALIGN):
+            parser.error(f"--options entry {option!r}: expected THRESHOLD[+DIST_ALIGN] with "
+                         f"THRESHOLD in {list(THRESHOLDS)} and DIST_ALIGN in {list(DIST_ALIGN)}")
+    if options and args.program != "fixmatch":
+        parser.error("--options needs --program fixmatch")
     for name in ("image_size", "batch_size", "steps", "repeats", "uratio"):
         if getattr(args, name) < 1:
             parser.error(f"--{name} must be >= 1, got {getattr(args, name)}")
@@ -199,6 +234,9 @@ def main():
         runners = {"engine FixMatch (block + EMA)": engine_runner(
                        args, images, labels, use_xla=False, fixmatch=True),
                    "hand-written GradientTape loop": tape_runner(args, images, labels)}
+        for option in options:
+            runners[f"engine FixMatch {option}"] = engine_runner(
+                args, images, labels, use_xla=False, fixmatch=True, option=option)
     else:
         runners = {
             "engine (tf.function block + EMA)": engine_runner(args, images, labels,
@@ -224,6 +262,9 @@ def main():
     baseline = "hand-written loop" if fixmatch else "keras fit"
     print(f"ratio engine / {baseline}: {engine / fit:.2f} wall, {engine_cpu / fit_cpu:.2f} "
           f"CPU time (target >= 1.0)")
+    for name, (rate, cpu_rate) in rows[2:2 + len(options)]:
+        print(f"ratio {name} / engine FixMatch fixed: {rate / engine:.3f} wall, "
+              f"{cpu_rate / engine_cpu:.3f} CPU time (target >= 0.97)")
     if args.xla:
         (_, (exla, exla_cpu)), (_, (fxla, fxla_cpu)) = rows[2], rows[3]
         print(f"ratio engine XLA / keras fit XLA: {exla / fxla:.2f} wall, "

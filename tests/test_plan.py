@@ -68,7 +68,8 @@ def test_plan_times_steps_and_writes_nothing(tmp_path, split_dir):
     assert out.returncode == 0, out.stderr[-3000:]
     assert "plan of train_fixmatch on split tiny" in out.stdout
     assert "estimated wall time:" in out.stdout and "on THIS machine" in out.stdout
-    assert "from 2 timed steps of 40 synthetic images" in out.stdout  # 8 x (1 + 2 x uratio 2)
+    # 8 x (1 + 2 x uratio 2) images per step
+    assert "from the median of 2 timed steps of 40 synthetic images" in out.stdout
     assert os.listdir(model_dir) == [] and sorted(os.listdir(split_dir)) == before
 
 

@@ -76,10 +76,9 @@ def test_smoke_run_logs_the_fixmatch_diagnostics(tmp_path, split_dir, augment):
     assert result["steps"] == 3 and result["eval_examples"] == 12
     # 8 labeled + 2 * uratio(2) * 8 unlabeled images per step.
     assert "uratio 2" in lines[0] and result["global_batch_size"] == 8
-    assert 0.0 <= result["mask_rate"] <= 1.0
-    # confidence 0.34 over 3 classes: nearly every pseudo-label passes, so there is an accuracy.
-    assert result["pseudo_label_accuracy"] is not None
-    assert 0.0 <= result["pseudo_label_accuracy"] <= 1.0
+    # Their values are recomputed from the step's batch in test_train_fixmatch_runs.py; here:
+    # confidence 0.34 over 3 classes, nearly every pseudo-label passes, so there is an accuracy.
+    assert result["mask_rate"] > 0 and result["pseudo_label_accuracy"] is not None
     progress = [line for line in lines if line.startswith("step ")]
     assert progress and all(" mask " in line and " pseudo " in line for line in progress)
     tags = scalars(os.path.join(model_dir, "summaries"))

@@ -22,6 +22,7 @@ from fixmatch.splitting import example_codec, images, recordio, selection, shard
 from fixmatch.splitting.plan_transforms import write_json_file
 
 NAMESPACE = "prepare_splits"
+PROGRESS_LINES = 64  # shard lines per set in the local progress output
 LABELED_INDEX, REJECTED = "labeled_index", "rejected"
 
 
@@ -180,9 +181,13 @@ class WriteImageShard(beam.DoFn):
         out.close()
         if staging is not None:
             staging.close()
-        # Progress for local runs (Dataflow shows the Beam counters live in its console).
-        print(f"prepare_splits: {set_name} shard {shard + 1}/{num}: {stats['read']} read, "
-              f"{len(rejected)} rejected", file=sys.stderr, flush=True)
+        # Progress for local runs (Dataflow shows the Beam counters live in its console): at
+        # most PROGRESS_LINES lines per set (ImageNet's unlabeled set has 1,024 shards), each
+        # in one write, so that lines of parallel worker processes never run into each other.
+        if shard % max(1, num // PROGRESS_LINES) == 0:
+            sys.stderr.write(f"prepare_splits: {set_name} shard {shard + 1}/{num}: "
+                             f"{stats['read']} read, {len(rejected)} rejected\n")
+            sys.stderr.flush()
         yield stats
         for item in index:
             yield beam.pvalue.TaggedOutput(LABELED_INDEX, item)

@@ -145,11 +145,16 @@ def time_step(program: str, hp: dict, *, num_classes: int, strategy, steps: int 
     data = timing.synthetic_dataset(program, batch_size=batch * replicas, image_size=size,
                                     num_classes=num_classes, uratio=hp.get("uratio", 0))
     iterator = iter(strategy.experimental_distribute_dataset(data))
-    seconds, _, warmup = timing.time_block(block, iterator, warmup_steps=1, steps_timed=steps)
+    # One step per call, the median: a step stalled by another process counts once at most.
+    _, _, warmup = timing.time_block(block, iterator, warmup_steps=1, steps_timed=1)
+    seconds = float(np.median([timing.time_block(block, iterator, warmup_steps=0,
+                                                 steps_timed=1)[0] for _ in range(steps)]))
     images = batch * replicas * ((1 + 2 * hp["uratio"]) if program == "fixmatch" else 1)
     return {"probe_labeled_per_replica": batch, "probe_images_per_step": images,
             "probe_seconds_per_step": seconds, "probe_steps": steps,
-            "probe_warmup_seconds": warmup, "seconds_per_image": seconds / images}
+            "probe_warmup_seconds": warmup, "seconds_per_image": seconds / images,
+            "load_average": os.getloadavg()[0] if hasattr(os, "getloadavg") else None,
+            "cpu_count": os.cpu_count()}
 
 
 def this_machine() -> str:
@@ -209,12 +214,17 @@ def format_plan(info: dict) -> str:
         lines += [
             f"  estimated wall time:      {duration(total)} of training steps, on THIS machine"
             f" ({info['machine']})",
-            f"    from {info['probe_steps']} timed steps of {info['probe_images_per_step']:,} "
-            f"synthetic images ({info['probe_seconds_per_step']:.3f} s per step after a "
+            f"    from the median of {info['probe_steps']} timed steps of "
+            f"{info['probe_images_per_step']:,} synthetic images "
+            f"({info['probe_seconds_per_step']:.3f} s per step after a "
             f"{info['probe_warmup_seconds']:.1f} s warm-up), scaled per image to "
             f"{info['images_per_step']:,} per step; the input pipeline and the evaluations "
             "are not included",
         ]
+        if (info.get("load_average") or 0) > info["cpu_count"]:
+            lines.append(f"    the load average was {info['load_average']:.1f} on "
+                         f"{info['cpu_count']} cores: other processes took part of them, so "
+                         "this estimate is too long for an idle machine")
     else:
         lines.append("  estimated wall time:      not measured (--plan_steps 0)")
     return "\n".join(lines)
