@@ -56,5 +56,24 @@ def curves_png(curves: dict, *, title: str) -> bytes:
     ax.set_ylabel("validation top-1 (%)")
     ax.set_title(title)
     ax.grid(alpha=0.3)
-    ax.legend()
+    if any(curves.values()):
+        ax.legend()
     return _png(plt, fig)
+
+
+def per_class_png(supervised, fixmatch, *, xlabel: str, ylabel: str) -> bytes:
+    """Per-class top-1 of one run against the other, one point per class, the diagonal drawn:
+    points above it are classes the second run does better on. Readable at any number of
+    classes (a 1,000 x 1,000 confusion matrix is not)."""
+    plt, fig, ax = _figure(5.5, 5.5)
+    xs, ys = 100 * np.asarray(supervised, np.float64), 100 * np.asarray(fixmatch, np.float64)
+    ax.plot([0, 100], [0, 100], color="0.6", linewidth=1)
+    ax.scatter(xs, ys, s=max(3.0, 40.0 / np.sqrt(max(len(xs), 1))), alpha=0.5)
+    ax.set_xlim(-2, 102)
+    ax.set_ylim(-2, 102)
+    ax.set_xlabel(f"{xlabel}: class top-1 (%)", fontsize=8)
+    ax.set_ylabel(f"{ylabel}: class top-1 (%)", fontsize=8)
+    title = f"per-class top-1 of {len(xs):,} classes"
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    return _png(plt, fig, title=title)

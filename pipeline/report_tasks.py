@@ -26,7 +26,7 @@ class Report(cache.CachedTask):
     """report.md, report.json and top1.png comparing the supervised baseline with FixMatch."""
 
     stage_name = "report"
-    format_version = 2  # 2: the runs' names, fingerprints and key hparams
+    format_version = 3  # 2: the runs' names, fingerprints and key hparams; 3: per class
 
     def significant_params(self):
         return {}  # everything that decides the report is in the upstream fingerprints

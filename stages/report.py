@@ -8,7 +8,11 @@ Each --<program> is a training output (metrics.json, hparams.json, history.jsonl
 --<program>_eval the evaluate stage's output of it (evaluation.json). Writes report.json (every
 number of the tables), report.md (the comparison, then each run's name, fingerprint and key
 hparams) and top1.png (validation top-1 over training, both runs, from the history the engine
-wrote as it trained). Prints the tables. The pipeline names each run as TensorBoard does
+wrote as it trained), and the per-class comparison: report.md counts the classes FixMatch
+does better and worse on and lists the largest gains and losses (every class up to
+PER_CLASS_ALL classes), report.json holds both runs' accuracy of every class, per_class.png plots
+one against the other (one point per class: readable at ImageNet's 1,000, where a confusion
+matrix is not). Prints the tables. The pipeline names each run as TensorBoard does
 (`fixmatch-frac10.seed1-demo-3f2a9c1b`: program, split, preset, short fingerprint); run alone,
 a run is named by its directory.
 """
@@ -32,6 +36,8 @@ for _name in PROGRAMS:
 flags.DEFINE_string("out", None, "Output directory (absent or empty).", flag_values=PROGRAM.flags)
 
 REPORT_JSON, REPORT_MD, PLOT = "report.json", "report.md", "top1.png"
+PER_CLASS_PLOT = "per_class.png"
+PER_CLASS_ALL, PER_CLASS_SHOWN = 20, 10  # all classes in report.md up to 20, else top/bottom 10
 COLUMNS = (("top-1", "top1", "pct"), ("top-5", "top5", "pct"), ("labeled", "num_labeled", "int"),
            ("unlabeled", "num_unlabeled", "int"), ("steps", "steps", "int"),
            ("epochs", "epochs", "f1"), ("wall time", "wall_time_s", "time"),
@@ -74,7 +80,46 @@ def _row(run_dir, eval_dir):
                model=metrics.get("program"), run=run_dir, evaluation=eval_dir,
                hparams=key_hparams(hp))
     curve = [(h["epoch"], h["test"][key]) for h in history if h["test"].get(key) is not None]
-    return row, curve
+    return row, curve, evaluation
+
+
+def per_class(supervised_eval: dict, fixmatch_eval: dict) -> dict:
+    """Both runs' validation accuracy of every class, with the class's number of images and the
+    count of classes FixMatch does better, worse and equally on."""
+    if supervised_eval["classes"] != fixmatch_eval["classes"]:
+        raise cli.StageError("the two evaluations are of different class lists "
+                             f"({len(supervised_eval['classes'])} and "
+                             f"{len(fixmatch_eval['classes'])} classes): evaluate both runs on "
+                             "the same split")
+    sup, fm = supervised_eval["per_class_accuracy"], fixmatch_eval["per_class_accuracy"]
+    images = [int(sum(row)) for row in fixmatch_eval["confusion"]]
+    return {"classes": list(fixmatch_eval["classes"]), "images": images, "supervised": sup,
+            "fixmatch": fm, "better": sum(f > s for s, f in zip(sup, fm)),
+            "worse": sum(f < s for s, f in zip(sup, fm)),
+            "same": sum(f == s for s, f in zip(sup, fm))}
+
+
+def format_per_class(table: dict) -> str:
+    """report.md's per-class section: the counts, then every class (few classes) or the largest
+    gains and losses (many), so that it stays a page long at 1,000 classes."""
+    n = len(table["classes"])
+    rows = [(table["fixmatch"][i] - table["supervised"][i], table["classes"][i],
+             table["images"][i], table["supervised"][i], table["fixmatch"][i]) for i in range(n)]
+    head = ["| class | images | supervised | fixmatch | change |", "|---|---|---|---|---|"]
+
+    def lines(chosen):
+        return head + [f"| {c} | {k:,} | {100 * s:.1f}% | {100 * f:.1f}% | {100 * d:+.1f} |"
+                       for d, c, k, s, f in chosen]
+
+    out = [f"FixMatch is better on {table['better']:,} of {n:,} classes, worse on "
+           f"{table['worse']:,}, equal on {table['same']:,} (validation top-1 of each class; "
+           f"every class in `{REPORT_JSON}` under `per_class`).", ""]
+    if n <= PER_CLASS_ALL:
+        return "\n".join(out + lines(rows))
+    ranked = sorted(rows, key=lambda r: (-r[0], r[1]))
+    k = PER_CLASS_SHOWN
+    return "\n".join(out + [f"Largest gains ({k} classes):", ""] + lines(ranked[:k])
+                     + ["", f"Largest losses ({k} classes):", ""] + lines(ranked[::-1][:k]))
 
 
 def _cell(value, kind):
@@ -119,24 +164,30 @@ def run(*, supervised, fixmatch, supervised_eval, fixmatch_eval, out, runs=None)
     """Writes the comparison into `out`; returns report.json's content. `runs`, optional:
     {program: {"name": ..., "fingerprint": ...}} of the two trainings (the pipeline's names)."""
     cli.check_new_dir(out)
-    rows, curves = {}, {}
+    rows, curves, evaluations = {}, {}, {}
     for program, run_dir, eval_dir in (("supervised", supervised, supervised_eval),
                                        ("fixmatch", fixmatch, fixmatch_eval)):
-        row, curve = _row(run_dir, eval_dir)
+        row, curve, evaluations[program] = _row(run_dir, eval_dir)
         label = dict((runs or {}).get(program) or {})
         row.update(name=label.get("name") or fs.normalize(run_dir).rsplit("/", 1)[-1],
                    fingerprint=label.get("fingerprint"))
         legend = row["name"] if row["name"].startswith(program) else f"{program}: {row['name']}"
         rows[program], curves[legend] = row, curve
-    report = {"runs": rows, "plot": PLOT,
+    classes = per_class(evaluations["supervised"], evaluations["fixmatch"])
+    report = {"runs": rows, "plot": PLOT, "per_class_plot": PER_CLASS_PLOT, "per_class": classes,
               "fixmatch_minus_supervised_top1": rows["fixmatch"]["top1"] - rows["supervised"]["top1"]}
     fs.makedirs(out)
     table = format_table(report)
     fs.write_bytes(fs.join(out, PLOT), plots.curves_png(
         curves, title="validation top-1 over training"))
+    fs.write_bytes(fs.join(out, PER_CLASS_PLOT), plots.per_class_png(
+        classes["supervised"], classes["fixmatch"], xlabel=rows["supervised"]["name"],
+        ylabel=rows["fixmatch"]["name"]))
     fs.write_text(fs.join(out, REPORT_MD), f"# Supervised baseline vs FixMatch\n\n{table}\n\n"
                   f"## Runs\n\n{format_runs(report)}\n\n"
-                  f"![validation top-1 over training]({PLOT})\n")
+                  f"![validation top-1 over training]({PLOT})\n\n"
+                  f"## Per class\n\n{format_per_class(classes)}\n\n"
+                  f"![per-class top-1, FixMatch against supervised]({PER_CLASS_PLOT})\n")
     jsonio.write_json_atomic(fs.join(out, REPORT_JSON), report)
     return report
 

@@ -60,9 +60,12 @@ def test_full_run_builds_every_stage_and_prints_the_table(full_run):
     assert report["fixmatch_minus_supervised_top1"] == pytest.approx(
         runs["fixmatch"]["top1"] - runs["supervised"]["top1"])
     out = os.path.dirname(report_dir)
-    with open(os.path.join(out, "top1.png"), "rb") as f:
-        assert f.read(4) == b"\x89PNG"
-    assert "| supervised |" in open(os.path.join(out, "report.md")).read()
+    for png in ("top1.png", "per_class.png"):
+        with open(os.path.join(out, png), "rb") as f:
+            assert f.read(4) == b"\x89PNG"
+    md = open(os.path.join(out, "report.md")).read()
+    assert "| supervised |" in md and "## Per class" in md
+    assert len(report["per_class"]["fixmatch"]) == 3  # the tiny split's classes
 
 
 def test_rerun_and_single_stages_reuse_the_cache(full_run):
