@@ -142,7 +142,8 @@ def build(out, fraction, *, max_per_class=None, max_val_per_class=None, progress
         with open(marker) as f:
             lines = f.read().splitlines()
         if lines and lines[0] + "\n" == settings:
-            return dict(item.split("=") for item in lines[1].split()) | {"reused": True}
+            counts = (item.split("=") for item in lines[1].split())
+            return {key: int(value) for key, value in counts} | {"reused": True}
         raise SystemExit(f"{out} holds a tree built with other settings ({lines[0]}); "
                          "remove it or choose another --out")
     train, val = full_listing()

@@ -125,6 +125,16 @@ MUTANTS = (
       "chosen = set(by_selection[:k])", "chosen = set(range(k))",
       ["tests/test_splitting.py"], "frac split takes the first k in record order (no seed)"),
     # --- cache ---------------------------------------------------------------------------------
+    M("fp_drops_allow_missing", "pipeline/split_tasks.py",
+      '"allow_missing": bool(self.allow_missing)}', '}',
+      ["tests/test_fingerprints.py"], "PrepareSplits' fingerprint leaves out allow_missing"),
+    M("manifest_before_copy", "pipeline/cache.py",
+      "            fs.copy_tree(tmp_dir, out_dir)\n",
+      "            write_text(join(out_dir, MANIFEST), manifest_text)\n"
+      "            fs.copy_tree(tmp_dir, out_dir)\n",
+      ["tests/test_publish.py::"
+       "test_remote_publish_interrupted_partway_is_not_complete_and_is_redone"],
+      "remote publish writes manifest.json before the copy"),
     M("fp_without_upstream", "pipeline/cache.py",
       '"params": self.significant_params(), "upstream": self.upstream_fingerprints(),',
       '"params": self.significant_params(), "upstream": None,',

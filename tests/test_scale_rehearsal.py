@@ -30,6 +30,17 @@ def test_tree_has_imagenet_shape_and_nests_across_fractions():
     assert set(small) <= {n for n in listed if imagenet_tree.keep(n, 0.1)}
 
 
+def test_tree_is_built_once_and_its_counts_reread(tmp_path):
+    first = imagenet_tree.build(str(tmp_path), 1.0, max_per_class=1, max_val_per_class=1,
+                                progress=False)
+    assert (first["train"], first["val"]) == (1000, 1000)
+    again = imagenet_tree.build(str(tmp_path), 1.0, max_per_class=1, max_val_per_class=1,
+                                progress=False)
+    assert again == dict(first, reused=True)  # numbers, not the marker's strings
+    with pytest.raises(SystemExit, match="other settings"):
+        imagenet_tree.build(str(tmp_path), 1.0, max_per_class=2, progress=False)
+
+
 def luigi(*args):
     cmd = [sys.executable, "-m", "luigi", "--module", "pipeline", *args, "--local-scheduler"]
     proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=3600,
