@@ -6,6 +6,8 @@ evaluation adds up every block (steps.eval_sums, with the confusion matrix along
 the same pass as the per-image probabilities the export is checked against.
 """
 
+import time
+
 import numpy as np
 import tensorflow as tf
 
@@ -68,14 +70,17 @@ def load_model(run_dir: str, *, num_classes: int, weights: str = "auto"):
     return model, hp, used
 
 
-def evaluate(model, *, hp: dict, split, batch_size: int) -> tuple:
+def evaluate(model, *, hp: dict, split, batch_size: int, progress=None,
+             progress_seconds: float = 30.0) -> tuple:
     """(metrics, predictions) on split's validation set, from one pass over it.
 
     metrics: top1, top5, loss, count, per-class accuracy (in label order) and the confusion
     matrix (rows = true label); predictions: {filenames, labels, probabilities}. The metrics
     are the engine's own sums (steps.eval_sums, what the evaluation after every training block
     adds up) over the very logits the probabilities come from. One pass, not two: on ImageNet
-    the model's pass over 50,000 images is the stage's whole cost.
+    the model's pass over 50,000 images is the stage's whole cost (about half an hour on a
+    2-core CPU, docs/scale.md), so `progress(message)`, when given, hears how far it is, at
+    most every `progress_seconds`, and at the end.
     """
     data = pipelines.eval_dataset(split.path, image_size=hp["input"]["image_size"],
                                   batch_size=batch_size, hparams_input=hp["input"],
@@ -91,6 +96,7 @@ def evaluate(model, *, hp: dict, split, batch_size: int) -> tuple:
         return sums, tf.nn.softmax(logits)
 
     totals, names, labels, probs = {}, [], [], []
+    report = _Progress(progress, split.num_validation, progress_seconds)
     with split_dir.naming_damaged_shards(split):
         for batch in data:
             sums, batch_probs = step(batch["image"], batch["label"])
@@ -99,6 +105,8 @@ def evaluate(model, *, hp: dict, split, batch_size: int) -> tuple:
             probs.append(batch_probs.numpy())
             labels.append(batch["label"].numpy())
             names += [n.decode("utf-8") for n in batch["filename"].numpy()]
+            report(len(names))
+    report(len(names), final=True)
     confusion = totals.pop("confusion").astype(np.int64)
     result = metrics.finalize_eval(totals)
     per_class = confusion.diagonal() / np.maximum(confusion.sum(axis=1), 1)
@@ -108,3 +116,22 @@ def evaluate(model, *, hp: dict, split, batch_size: int) -> tuple:
              "confusion": confusion.tolist()},
             {"filenames": np.array(names), "labels": np.concatenate(labels),
              "probabilities": np.concatenate(probs).astype(np.float32)})
+
+
+class _Progress:
+    """Throttled progress lines of a pass over `total` images: count, rate, time left."""
+
+    def __init__(self, emit, total, every_seconds):
+        self.emit, self.total, self.every = emit, total, every_seconds
+        self.start = self.last = time.monotonic()
+
+    def __call__(self, done, *, final=False):
+        now = time.monotonic()
+        if self.emit is None or (not final and now - self.last < self.every):
+            return
+        self.last = now
+        rate = done / max(now - self.start, 1e-9)
+        left = (self.total - done) / rate if rate > 0 and done < self.total else 0.0
+        self.emit(f"{done:,}/{self.total:,} images ({100 * done / max(self.total, 1):.0f}%), "
+                  f"{rate:.1f} images/s" + (f", about {left / 60:.1f} min left"
+                                             if not final else " overall"))

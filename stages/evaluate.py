@@ -52,7 +52,9 @@ def run(*, model, data, out, weights="auto", batch_size=None, name=None) -> dict
     batch = batch_size or hp["run"]["per_worker_eval_batch_size"]
     cli.progress(PROGRAM.name, f"{hp['model']['name']} ({used} weights) on "
                  f"{split.num_validation} validation images of {split.path}")
-    result, preds = evaluation.evaluate(net, hp=hp, split=split, batch_size=batch)
+    result, preds = evaluation.evaluate(
+        net, hp=hp, split=split, batch_size=batch,
+        progress=lambda message: cli.progress(PROGRAM.name, message))
     import numpy as np
     fs.makedirs(out)
     buf = io.BytesIO()

@@ -228,8 +228,13 @@ def test_confusion_rows_are_true_labels_on_a_hand_built_model(trained):
     hp = evaluation.load_hparams(run_dir)
     split = split_dir_lib.read_split(split_path, sets=("validation",))
     model = _colour_model(*_MIXED_UP, image_size=hp["input"]["image_size"])
-    result, _ = evaluation.evaluate(model, hp=hp, split=split, batch_size=5)
+    lines = []
+    result, _ = evaluation.evaluate(model, hp=hp, split=split, batch_size=5,
+                                    progress=lines.append, progress_seconds=0)
     assert result["confusion"] == [[0, 4, 0], [0, 4, 0], [4, 0, 0]]
+    # A long pass says how far it is: 12 images in batches of 5, then the total.
+    assert [line.split(" images")[0] for line in lines] == ["5/12", "10/12", "12/12", "12/12"]
+    assert "min left" in lines[0] and lines[-1].endswith("images/s overall")
     assert result["per_class_accuracy"] == [0.0, 1.0, 0.0]
     assert result["top1"] == pytest.approx(4 / 12) and result["count"] == 12
 
