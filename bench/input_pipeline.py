@@ -249,12 +249,13 @@ def main(argv=None):
                   warmup_rounds=args.warmup_rounds)
     if args.workdir:
         os.makedirs(args.workdir, exist_ok=True)
-        run(workdir=args.workdir, **kwargs)
+        results = run(workdir=args.workdir, **kwargs)
     else:
         with tempfile.TemporaryDirectory(prefix="bench_input_") as workdir:
-            run(workdir=workdir, **kwargs)
+            results = run(workdir=workdir, **kwargs)
     if not args.skip_op_table:
         print_op_costs(args.image_size, args.op_table_repeats, args.op_table_rounds)
+    return results  # {case key: (img/s, ratio, img/core-s, ratio)}
 
 
 if __name__ == "__main__":

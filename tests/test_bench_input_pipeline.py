@@ -12,14 +12,21 @@ CASES = ("(a) baseline", "(b) labeled", "(c0) unlabeled", "(c) unlabeled + RandA
 def test_input_pipeline_bench_prints_the_ratio_table(tmp_path, capsys):
     # The op table it appends is bench/op_costs.py's, run by the next test.
     # One warm-up round: a first round also times the tracing of every op (ratio ~0.00 then).
-    input_pipeline.main(["--images", "6", "--rounds", "1", "--warmup_rounds", "1", "--batches",
-                         "1", "--batch_size", "2", "--image_size", "16", "--skip_op_table",
-                         "--workdir", str(tmp_path)])
+    results = input_pipeline.main(["--images", "6", "--rounds", "1", "--warmup_rounds", "1",
+                                   "--batches", "1", "--batch_size", "2", "--image_size", "16",
+                                   "--skip_op_table", "--workdir", str(tmp_path)])
     out = capsys.readouterr().out
+    base_wall, _, base_cpu, _ = results["a"]
     for case in CASES:
+        key = case[1:case.index(")")]
+        wall, wall_ratio, cpu, cpu_ratio = results[key]
+        # Rates are timing (anything positive at this size); each ratio is its rate over the
+        # baseline's (a slow case on a loaded machine may print 0.00), and the row prints them.
+        assert wall > 0 and cpu > 0, case
+        assert wall_ratio == wall / base_wall and cpu_ratio == cpu / base_cpu, case
         line = next(line for line in out.splitlines() if line.startswith(case))
-        wall, wall_ratio, cpu, cpu_ratio = (float(v) for v in line.split()[-4:])
-        assert wall > 0 and cpu > 0 and wall_ratio > 0 and cpu_ratio > 0, line
+        assert line.split()[-4:] == [f"{wall:.1f}", f"{wall_ratio:.2f}", f"{cpu:.1f}",
+                                     f"{cpu_ratio:.2f}"], line
     assert "target (c), (d) >= 0.75" in out
     assert out.startswith("machine: ") and " oneDNN " in out.splitlines()[0]
 
