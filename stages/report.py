@@ -116,10 +116,13 @@ def format_per_class(table: dict) -> str:
            f"every class in `{REPORT_JSON}` under `per_class`).", ""]
     if n <= PER_CLASS_ALL:
         return "\n".join(out + lines(rows))
-    ranked = sorted(rows, key=lambda r: (-r[0], r[1]))
     k = PER_CLASS_SHOWN
-    return "\n".join(out + [f"Largest gains ({k} classes):", ""] + lines(ranked[:k])
-                     + ["", f"Largest losses ({k} classes):", ""] + lines(ranked[::-1][:k]))
+    gains = sorted((r for r in rows if r[0] > 0), key=lambda r: (-r[0], r[1]))[:k]
+    losses = sorted((r for r in rows if r[0] < 0), key=lambda r: (r[0], r[1]))[:k]
+    for title, chosen in (("gains", gains), ("losses", losses)):
+        out += [f"Largest {title} ({len(chosen)} classes):", ""]
+        out += (lines(chosen) if chosen else ["none"]) + [""]
+    return "\n".join(out).rstrip()
 
 
 def _cell(value, kind):
