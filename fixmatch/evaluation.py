@@ -78,9 +78,9 @@ def evaluate(model, *, hp: dict, split, batch_size: int, progress=None,
     matrix (rows = true label); predictions: {filenames, labels, probabilities}. The metrics
     are the engine's own sums (steps.eval_sums, what the evaluation after every training block
     adds up) over the very logits the probabilities come from. One pass, not two: on ImageNet
-    the model's pass over 50,000 images is the stage's whole cost (about half an hour on a
-    2-core CPU, docs/scale.md), so `progress(message)`, when given, hears how far it is, at
-    most every `progress_seconds`, and at the end.
+    the model's pass over 50,000 images is the stage's whole cost (its time on a CPU is in
+    docs/scale.md), so `progress(message)`, when given, hears how far it is, at most every
+    `progress_seconds`, and at the end.
     """
     data = pipelines.eval_dataset(split.path, image_size=hp["input"]["image_size"],
                                   batch_size=batch_size, hparams_input=hp["input"],
