@@ -79,6 +79,11 @@ PROJECT_FIXMATCH_HPARAMS = {"fixmatch": {
     "fairness_weight": 0.0,
     "dist_align": "none",  # none | uniform | labeled (the labeled set's class prior)
     "dist_align_momentum": 0.999,
+    # The smallest crop of the unlabeled images' weak view (and so of the strong view made from
+    # it) as a fraction of the image; null = input.crop_min_area, as the reference. A gentler
+    # weak view gives pseudo-labels the model can read more reliably (FixMatch's CIFAR weak
+    # view is flip and translate only, no crop).
+    "unlabeled_crop_min_area": None,
 }}
 
 # Values the reference took from flags or fixed in code; defaults equal the reference's.
@@ -225,6 +230,7 @@ _RULES = {
     "fixmatch.fairness_weight": ("number", _at_least(0)),
     "fixmatch.dist_align": ("str", _one_of(DIST_ALIGN)),
     "fixmatch.dist_align_momentum": ("number", _between(0, 1, hi_open=True)),
+    "fixmatch.unlabeled_crop_min_area": ("number?", _between(0, 1, lo_open=True)),
     "model.name": ("str", _one_of(MODEL_NAMES)),
     "run.per_worker_batch_size": ("int", _at_least(1)),
     "run.per_worker_eval_batch_size": ("int", _at_least(1)),

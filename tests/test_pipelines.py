@@ -357,6 +357,11 @@ def test_crop_min_area_reaches_the_weak_crop(split_dir, monkeypatch):
     next(iter(ds))
     assert seen == [0.4, 0.4]  # traced once for the labeled, once for the unlabeled stream
     seen.clear()
+    next(iter(pipelines.fixmatch_dataset(split_dir, image_size=SIZE, batch_size=2, uratio=1,
+                                         strong=lambda x: x, hparams_input={"crop_min_area": 0.4},
+                                         unlabeled_crop_min_area=0.9)))
+    assert seen == [0.4, 0.9]  # fixmatch.unlabeled_crop_min_area: the unlabeled stream only
+    seen.clear()
     next(iter(pipelines.labeled_dataset(split_dir, image_size=SIZE, batch_size=2)))
     assert seen == [0.08]  # the reference's Inception crop by default
     with pytest.raises(ValueError, match="crop_min_area"):

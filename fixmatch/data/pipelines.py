@@ -339,13 +339,15 @@ def eval_dataset(split_dir, *, image_size, batch_size, input_context=None,
 
 def fixmatch_dataset(split_dir, *, image_size, batch_size, uratio, strong, probe=None,
                      hparams_input=None, input_context=None, seed=None,
-                     image_dtype=None, with_labels=False, strong_labeled=False):
+                     image_dtype=None, with_labels=False, strong_labeled=False,
+                     unlabeled_crop_min_area=None):
     """Zip of labeled (B weak, optional probes) and unlabeled (uratio*B pairs) streams.
 
     One dict per step with ``image, label, unsup_image, unsup_aug_image`` (and
     the probe keys when ``probe`` is given): the per-step keys of spec 3.2;
     ``with_labels`` adds ``unsup_label`` (see ``unlabeled_dataset``);
-    ``strong_labeled`` gives the labeled images ``strong`` too (the reference keeps them weak).
+    ``strong_labeled`` gives the labeled images ``strong`` too (the reference keeps them weak);
+    ``unlabeled_crop_min_area`` replaces ``crop_min_area`` for the unlabeled stream only.
     """
     _positive_int("uratio", uratio)
     _positive_int("batch_size", batch_size)
@@ -353,6 +355,9 @@ def fixmatch_dataset(split_dir, *, image_size, batch_size, uratio, strong, probe
                   input_context=input_context, seed=seed, image_dtype=image_dtype)
     labeled = labeled_dataset(split_dir, batch_size=batch_size, probe=probe,
                               strong=strong if strong_labeled else None, **common)
+    if unlabeled_crop_min_area is not None:
+        common["hparams_input"] = dict(hparams_input or {},
+                                       crop_min_area=unlabeled_crop_min_area)
     unlabeled = unlabeled_dataset(split_dir, batch_size=batch_size * uratio,
                                   strong=strong, with_labels=with_labels, **common)
     return tf.data.Dataset.zip((labeled, unlabeled)).map(

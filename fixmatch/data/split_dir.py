@@ -84,7 +84,7 @@ def naming_damaged_shards(split: Split):
     import tensorflow as tf
     try:
         yield
-    except tf.errors.DataLossError as e:
+    except tf.errors.DataLossError:
         damaged = damaged_shards(split)
         if not damaged:
             raise

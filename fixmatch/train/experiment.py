@@ -164,7 +164,9 @@ def train_and_evaluate(*, program: str, hp: dict, split: split_lib.Split, model_
         fm = hp["fixmatch"]
         train_fn = functools.partial(pipelines.fixmatch_dataset, split.path, uratio=hp["uratio"],
                                      strong=strong, with_labels=True,
-                                     strong_labeled=fm["strong_labeled"], **common)
+                                     strong_labeled=fm["strong_labeled"],
+                                     unlabeled_crop_min_area=fm["unlabeled_crop_min_area"],
+                                     **common)
         objective = steps.make_fixmatch_objective(
             wu=fm["wu"], labeler=build_pseudo_labeler(hp, split, strategy),
             num_classes=split.num_classes)
