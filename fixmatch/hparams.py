@@ -84,6 +84,9 @@ PROJECT_FIXMATCH_HPARAMS = {"fixmatch": {
     # weak view gives pseudo-labels the model can read more reliably (FixMatch's CIFAR weak
     # view is flip and translate only, no crop).
     "unlabeled_crop_min_area": None,
+    # Which model reads the weak view: online (the reference) | ema (the EMA model in inference
+    # mode, a steadier teacher while the learning rate is high; steps.make_fixmatch_objective).
+    "pseudo_label_model": "online",
 }}
 
 # Values the reference took from flags or fixed in code; defaults equal the reference's.
@@ -231,6 +234,7 @@ _RULES = {
     "fixmatch.dist_align": ("str", _one_of(DIST_ALIGN)),
     "fixmatch.dist_align_momentum": ("number", _between(0, 1, hi_open=True)),
     "fixmatch.unlabeled_crop_min_area": ("number?", _between(0, 1, lo_open=True)),
+    "fixmatch.pseudo_label_model": ("str", _one_of(("online", "ema"))),
     "model.name": ("str", _one_of(MODEL_NAMES)),
     "run.per_worker_batch_size": ("int", _at_least(1)),
     "run.per_worker_eval_batch_size": ("int", _at_least(1)),
@@ -256,6 +260,10 @@ _PROGRAM_RULES = (
         f"fairness term belongs to FreeMatch and 'fixmatch.threshold' is "
         f"{hp['fixmatch']['threshold']!r}: set 'fixmatch.threshold' to 'freematch' or the "
         "weight to 0")),
+    ("fixmatch", lambda hp: None if hp["use_ema"] or hp["fixmatch"]["pseudo_label_model"]
+     != "ema" else ("hparam 'fixmatch.pseudo_label_model' is 'ema', but 'use_ema' is false: "
+                    "there is no EMA model to read the weak view; set 'use_ema' to true or "
+                    "'fixmatch.pseudo_label_model' to 'online'")),
     (None, lambda hp: None if not hp["run"]["deterministic"] or hp["run"]["seed"] is not None
      else "hparam 'run.deterministic' is true but 'run.seed' is null: a deterministic run "
           "needs a seed, e.g. --hparams '\"run\": {\"seed\": 0, \"deterministic\": true}'"),

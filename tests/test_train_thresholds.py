@@ -229,7 +229,7 @@ def test_train_fixmatch_fingerprint_changes_with_each_new_hparam(tmp_path):
                {"threshold_momentum": 0.99}, {"softmatch_lambda_max": 0.5},
                {"threshold": "freematch", "fairness_weight": 0.01}, {"dist_align": "uniform"},
                {"dist_align": "labeled"}, {"dist_align_momentum": 0.99},
-               {"unlabeled_crop_min_area": 0.9}]
+               {"unlabeled_crop_min_area": 0.9}, {"pseudo_label_model": "ema"}]
     prints = [fingerprint(change) for change in changes]
     assert len(set(prints)) == len(changes)
     assert fingerprint({"threshold": "fixed", "dist_align": "none"}) == prints[0]

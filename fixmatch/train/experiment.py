@@ -169,7 +169,7 @@ def train_and_evaluate(*, program: str, hp: dict, split: split_lib.Split, model_
                                      **common)
         objective = steps.make_fixmatch_objective(
             wu=fm["wu"], labeler=build_pseudo_labeler(hp, split, strategy),
-            num_classes=split.num_classes)
+            num_classes=split.num_classes, ema_teacher=fm["pseudo_label_model"] == "ema")
     else:
         train_fn = functools.partial(pipelines.labeled_dataset, split.path, training=True,
                                      strong=strong, **common)
@@ -202,7 +202,8 @@ def train_and_evaluate(*, program: str, hp: dict, split: split_lib.Split, model_
         f"{plan.steps_per_epoch:.2f} steps/epoch, {plan.total_steps} steps, "
         f"augment {hp['augment']['type']}"
         + (f", uratio {hp['uratio']}, threshold {hp['fixmatch']['threshold']}, dist_align "
-           f"{hp['fixmatch']['dist_align']}" if program == "fixmatch" else "")
+           f"{hp['fixmatch']['dist_align']}, pseudo-labels from the "
+           f"{hp['fixmatch']['pseudo_label_model']} model" if program == "fixmatch" else "")
         + (f", seed {hp['run']['seed']}" if hp["run"]["seed"] is not None else ""))
     with split_lib.naming_damaged_shards(split):
         return loop.train_and_evaluate(

@@ -129,7 +129,8 @@ def train_and_evaluate(*, strategy, config: LoopConfig, model_fn, learning_rate,
 
     # 2. Compiled functions.
     grad_fn = functools.partial(steps.compute_gradients, model=model, objective=objective,
-                                num_replicas=num_replicas)
+                                num_replicas=num_replicas,
+                                teacher=steps.teacher_for(objective, ema_model))
     if config.use_xla:
         grad_fn = tf.function(grad_fn, jit_compile=True)
     probe_model = ema_model if ema_model is not None else model

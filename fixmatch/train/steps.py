@@ -57,11 +57,18 @@ def supervised_objective(model, batch):
 supervised_objective.sum_keys = ("loss_sum", "xe_sum", "wd_sum", "count", "correct")
 
 
-def make_fixmatch_objective(*, wu, confidence=None, labeler=None, num_classes=None):
+def make_fixmatch_objective(*, wu, confidence=None, labeler=None, num_classes=None,
+                            ema_teacher=False):
     """FixMatch objective: ONE training-mode forward pass over
     concat(labeled weak, unlabeled weak, unlabeled strong) -- BN statistics over
     the whole concatenation, as the reference -- then split and the loss of
     spec section 6. Batch keys: image, label, unsup_image, unsup_aug_image.
+
+    `ema_teacher` (hparam `fixmatch.pseudo_label_model: ema`): the weak view's probabilities
+    come from the EMA model in inference mode, as Mean Teacher's targets (Tarvainen & Valpola,
+    NeurIPS 2017) and Unbiased Teacher's thresholded pseudo-labels (Liu et al., ICLR 2021);
+    the online model's training pass then covers the labeled and strong images only. The
+    objective is called with `teacher=` the EMA model (`objective.uses_teacher`).
 
     `labeler` (thresholds.PseudoLabeler, its state created in the strategy scope) decides
     which unlabeled images count and how much, from the weak view only; by default the
@@ -76,12 +83,20 @@ def make_fixmatch_objective(*, wu, confidence=None, labeler=None, num_classes=No
     num_classes = num_classes or labeler.rule.num_classes
     fairness_weight = labeler.fairness_weight
 
-    def fixmatch_objective(model, batch):
+    def fixmatch_objective(model, batch, teacher=None):
         labeled, weak, strong = batch["image"], batch["unsup_image"], batch["unsup_aug_image"]
         num_labeled, num_unlabeled = tf.shape(labeled)[0], tf.shape(weak)[0]
-        logits = model(tf.concat([labeled, weak, strong], axis=0), training=True)
-        z_l, z_w, z_s = losses.split_logits(logits, (num_labeled, num_unlabeled,
-                                                     num_unlabeled))
+        if ema_teacher:
+            if teacher is None:
+                raise ValueError("this FixMatch objective takes its pseudo-labels from the EMA "
+                                 "model: call it with teacher=<the EMA model>")
+            logits = model(tf.concat([labeled, strong], axis=0), training=True)
+            z_l, z_s = losses.split_logits(logits, (num_labeled, num_unlabeled))
+            z_w = teacher(weak, training=False)
+        else:
+            logits = model(tf.concat([labeled, weak, strong], axis=0), training=True)
+            z_l, z_w, z_s = losses.split_logits(logits, (num_labeled, num_unlabeled,
+                                                         num_unlabeled))
         probs_weak = tf.stop_gradient(tf.nn.softmax(tf.cast(z_w, tf.float32)))
         pseudo, weights, _ = labeler(probs_weak)
         total, parts = losses.weighted_fixmatch_loss(
@@ -117,6 +132,7 @@ def make_fixmatch_objective(*, wu, confidence=None, labeler=None, num_classes=No
     fixmatch_objective.sum_keys = tuple(keys)
     fixmatch_objective.sum_shapes = {"pseudo_hist": [num_classes]} if num_classes else {}
     fixmatch_objective.labeler = labeler
+    fixmatch_objective.uses_teacher = bool(ema_teacher)
     return fixmatch_objective
 
 
@@ -134,10 +150,22 @@ def pseudo_label_sums(pseudo, weights, true_labels, *, num_classes=None):
     return sums
 
 
-def compute_gradients(batch, *, model, objective, num_replicas):
-    """Loss and gradients of the replica's share of the global loss."""
+def teacher_for(objective, ema_model):
+    """The EMA model when `objective` takes its pseudo-labels from it, else None."""
+    if not getattr(objective, "uses_teacher", False):
+        return None
+    if ema_model is None:
+        raise ValueError("fixmatch.pseudo_label_model 'ema' needs the EMA model: set use_ema "
+                         "to true, or take pseudo-labels from the 'online' model")
+    return ema_model
+
+
+def compute_gradients(batch, *, model, objective, num_replicas, teacher=None):
+    """Loss and gradients of the replica's share of the global loss. `teacher` (the EMA
+    model) goes to an objective that takes its pseudo-labels from it (`uses_teacher`)."""
     with tf.GradientTape() as tape:
-        loss, sums = objective(model, batch)
+        loss, sums = (objective(model, batch, teacher=teacher) if teacher is not None
+                      else objective(model, batch))
         scaled = losses.scale_for_replicas(loss, num_replicas)
     grads = tape.gradient(scaled, model.trainable_variables)
     return grads, sums

@@ -21,7 +21,8 @@ def make_objective(program: str, hp: dict):
     """The program's objective as the engine builds it for the default pseudo-label rule."""
     if program == "fixmatch":
         fm = hp["fixmatch"]
-        return steps.make_fixmatch_objective(wu=fm["wu"], confidence=fm["confidence"])
+        return steps.make_fixmatch_objective(wu=fm["wu"], confidence=fm["confidence"],
+                                             ema_teacher=fm["pseudo_label_model"] == "ema")
     return steps.supervised_objective
 
 
@@ -40,7 +41,8 @@ def build_train_block(*, model_fn, objective, learning_rate, use_xla, ema_decay=
         optimizer = loop.create_optimizer(learning_rate=learning_rate)
         optimizer.build(model.trainable_variables)
     grad_fn = functools.partial(steps.compute_gradients, model=model, objective=objective,
-                                num_replicas=strategy.num_replicas_in_sync)
+                                num_replicas=strategy.num_replicas_in_sync,
+                                teacher=steps.teacher_for(objective, ema_model))
     if use_xla:
         grad_fn = tf.function(grad_fn, jit_compile=True)
     replica_step = functools.partial(steps.train_step, model=model, optimizer=optimizer,
