@@ -95,6 +95,10 @@ PROJECT_HPARAMS = {
     # crop_min_area: the smallest training crop as a fraction of the image (the reference's
     # Inception crop area range starts at 0.08); data sets with small objects want more.
     "input": {"image_size": 224, "crop_min_area": 0.08},
+    # staircase: the reference's decay_rate every decay_epochs (or at a list of epochs);
+    # cosine: base x cos(7 pi e / (16 E)) over the run's E = num_epochs (the FixMatch paper's
+    # schedule for its small data sets, section 4 / appendix); the warm-up applies to both.
+    "learning_rate": {"schedule": "staircase"},
     "run": {
         "per_worker_batch_size": 128,
         "per_worker_eval_batch_size": 128,
@@ -212,6 +216,7 @@ _RULES = {
     "learning_rate.warmup_epochs": ("number", _at_least(0)),
     "learning_rate.decay_rate": ("number", _between(0, 1, lo_open=True)),
     "learning_rate.decay_epochs": ("any", _decay_epochs),
+    "learning_rate.schedule": ("str", _one_of(("staircase", "cosine"))),
     "augment.type": ("str", _one_of(AUGMENT_TYPES)),
     "augment.use_ema_probe_image": ("bool", None),
     "augment.randaugment_num_layers": ("int", _at_least(0)),

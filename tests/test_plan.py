@@ -13,6 +13,7 @@ import sys
 import pytest
 
 from fixtures.split_dirs import write_split
+from fixmatch.train import planning
 from stages import training
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -57,6 +58,10 @@ def test_supervised_defaults_and_a_capped_run():
     capped = training.plan("supervised", dataset="simclr_1pct", preset="imagenet", plan_steps=0,
                            hparams='"run": {"max_steps": 6000}')
     assert capped["total_steps"] == 6000 and [d["epoch"] for d in capped["decays"]] == [50]
+    cosine = training.plan("supervised", dataset="simclr_1pct", preset="imagenet", plan_steps=0,
+                           hparams='"learning_rate": {"schedule": "cosine"}')
+    assert cosine["decays"] == [] and cosine["cosine"] and not info["cosine"]
+    assert "every step (cosine" in planning.format_plan(cosine)
 
 
 def test_plan_times_steps_and_writes_nothing(tmp_path, split_dir):

@@ -101,3 +101,30 @@ def test_min_steps_leaves_long_enough_schedules_alone():
     spe = schedule.steps_per_epoch(num_labeled=300, global_batch_size=64)
     assert schedule.stretch_for_min_steps(spe, num_epochs=240, min_steps=1000) == spe
     assert schedule.stretch_for_min_steps(spe, num_epochs=240, min_steps=None) == spe
+
+
+def test_cosine_is_the_fixmatch_papers_decay_after_the_warmup():
+    # 10 steps per epoch, 100 epochs, warm-up 5 epochs; lr = 0.4 cos(7 pi e / 1600) after it.
+    fn = make(base_lr=0.1, global_batch_size=1024, steps_per_epoch=10.0, warmup_epochs=5,
+              schedule="cosine", total_epochs=100)
+    assert lr_at(fn, 25) == pytest.approx(0.4 * 2.5 / 5)  # warm-up as with the staircase
+    for step in (50, 333, 500, 999, 1000):
+        want = 0.4 * math.cos(7 * math.pi * (step / 10) / (16 * 100))
+        assert lr_at(fn, step) == pytest.approx(want, rel=1e-5), step
+    assert lr_at(fn, 1000) == pytest.approx(0.4 * 0.19509, rel=1e-4)
+    assert lr_at(fn, 5000) == pytest.approx(lr_at(fn, 1000))  # held after the end
+    # Strictly falling every step: no staircase left in it.
+    values = [lr_at(fn, s) for s in range(50, 1000, 7)]
+    assert all(a > b for a, b in zip(values, values[1:]))
+    with pytest.raises(ValueError, match="total_epochs"):
+        make(schedule="cosine")
+    with pytest.raises(ValueError, match="schedule"):
+        make(schedule="linear")
+
+
+def test_schedule_from_hparams_reads_the_cosine_and_num_epochs():
+    hp = {"num_epochs": 100,
+          "learning_rate": {"base_lr": 0.1, "use_warmup": False, "warmup_epochs": 5,
+                            "decay_rate": 0.1, "decay_epochs": 50, "schedule": "cosine"}}
+    sched = schedule.schedule_from_hparams(hp, global_batch_size=512, steps_per_epoch=20.0)
+    assert float(sched(20 * 60)) == pytest.approx(0.2 * math.cos(7 * math.pi * 60 / 1600))

@@ -220,10 +220,10 @@ def test_train_fixmatch_fingerprint_changes_with_each_new_hparam(tmp_path):
     from pipeline import train_tasks
     demo = {"image_size": 32, "train_per_class": 8, "val_per_class": 3, "num_classes": 3}
 
-    def fingerprint(fixmatch):
+    def fingerprint(fixmatch, **other):
         return train_tasks.TrainFixMatch(
             root=str(tmp_path), demo=demo, split="frac50.seed1", preset="smoke",
-            hparams=json.dumps({"fixmatch": fixmatch})).fingerprint
+            hparams=json.dumps({"fixmatch": fixmatch, **other})).fingerprint
 
     changes = [{}, {"threshold": "freematch"}, {"threshold": "softmatch"},
                {"threshold_momentum": 0.99}, {"softmatch_lambda_max": 0.5},
@@ -231,7 +231,8 @@ def test_train_fixmatch_fingerprint_changes_with_each_new_hparam(tmp_path):
                {"dist_align": "labeled"}, {"dist_align_momentum": 0.99},
                {"unlabeled_crop_min_area": 0.9}, {"pseudo_label_model": "ema"}]
     prints = [fingerprint(change) for change in changes]
-    assert len(set(prints)) == len(changes)
+    prints.append(fingerprint({}, learning_rate={"schedule": "cosine"}))
+    assert len(set(prints)) == len(changes) + 1
     assert fingerprint({"threshold": "fixed", "dist_align": "none"}) == prints[0]
 
 

@@ -83,13 +83,16 @@ def schedule_points(hp: dict, steps_per_epoch: float, total_steps: int) -> dict:
     lr = hp["learning_rate"]
     warm = lr["use_warmup"] and lr["warmup_epochs"] > 0
     decays = lr["decay_epochs"]
-    if not isinstance(decays, (list, tuple)):  # a staircase every `decay_epochs` from epoch 0
+    if lr.get("schedule") == "cosine":  # no steps: a smooth decay to 0.195 x at the end
+        decays = []
+    elif not isinstance(decays, (list, tuple)):  # a staircase every `decay_epochs` from epoch 0
         count = math.ceil(hp["num_epochs"] / decays) + 1
         decays = [decays * k for k in range(1, count)]
     points = [(e, first_step_at(e, steps_per_epoch)) for e in decays]
     return {"warmup_end_step": first_step_at(lr["warmup_epochs"], steps_per_epoch)
             if warm else None,
-            "decays": [{"epoch": e, "step": s} for e, s in points if s < total_steps]}
+            "decays": [{"epoch": e, "step": s} for e, s in points if s < total_steps],
+            "cosine": lr.get("schedule") == "cosine"}
 
 
 def describe(program: str, hp: dict, counts: Counts, plan) -> dict:
@@ -204,8 +207,9 @@ def format_plan(info: dict) -> str:
                              if fixmatch else ")"),
         "  warm-up ends at step:     " + (f"{info['warmup_end_step']:,}"
                                           if info["warmup_end_step"] is not None else "no warm-up"),
-        "  lr decays at steps:       " + (", ".join(
-            f"{d['step']:,} (epoch {d['epoch']:g})" for d in info["decays"]) or "none"),
+        "  lr decays at steps:       " + (
+            "every step (cosine, to 0.195 x at the end)" if info.get("cosine") else ", ".join(
+                f"{d['step']:,} (epoch {d['epoch']:g})" for d in info["decays"]) or "none"),
         f"  total image passes:       {info['image_passes']:,} ({info['image_passes']:.2e})",
         f"  evaluation + checkpoint:  every {info['steps_per_run']:,} steps",
     ]

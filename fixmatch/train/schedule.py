@@ -60,10 +60,20 @@ def scaled_base_lr(*, base_lr: float, global_batch_size: int) -> float:
 
 def create_learning_rate_fn(*, base_lr: float, global_batch_size: int,
                             steps_per_epoch: float, use_warmup: bool,
-                            warmup_epochs: float, decay_rate: float, decay_epochs):
-    """Returns `lr(step) -> float32 tensor`, a pure function of the step counter."""
+                            warmup_epochs: float, decay_rate: float, decay_epochs,
+                            schedule: str = "staircase", total_epochs=None):
+    """Returns `lr(step) -> float32 tensor`, a pure function of the step counter.
+
+    `schedule="cosine"` replaces the staircase by the FixMatch paper's decay for its small
+    data sets (Sohn et al., NeurIPS 2020, section 4): base * cos(7 pi e / (16 E)) with
+    E = `total_epochs`, which ends at cos(7 pi / 16) = 0.195 of the base rate.
+    """
     if steps_per_epoch <= 0:
         raise ValueError(f"steps_per_epoch must be > 0, got {steps_per_epoch!r}")
+    if schedule not in ("staircase", "cosine"):
+        raise ValueError(f"schedule must be 'staircase' or 'cosine', got {schedule!r}")
+    if schedule == "cosine" and not (total_epochs and total_epochs > 0):
+        raise ValueError(f"a cosine schedule needs total_epochs > 0, got {total_epochs!r}")
     base = scaled_base_lr(base_lr=base_lr, global_batch_size=global_batch_size)
     # Boundaries in steps (float64, plus a tolerance for float error): decay once step > b.
     boundaries = ([float(b) * steps_per_epoch + 1e-6 for b in decay_epochs]
@@ -78,6 +88,9 @@ def create_learning_rate_fn(*, base_lr: float, global_batch_size: int,
             step64 = tf.cast(step, tf.float64)
             num_decays = tf.add_n([tf.cast(step64 > b, tf.float32) for b in boundaries])
         lr = base * tf.pow(tf.constant(decay_rate, tf.float32), num_decays)
+        if schedule == "cosine":
+            progress = tf.minimum(epoch / float(total_epochs), 1.0)
+            lr = base * tf.cos(7.0 * math.pi / 16.0 * progress)
         if warm:
             lr = tf.where(epoch < warmup_epochs, base * epoch / float(warmup_epochs), lr)
         return lr
@@ -109,4 +122,5 @@ def schedule_from_hparams(hp: dict, *, global_batch_size: int,
         base_lr=lr["base_lr"], global_batch_size=global_batch_size,
         steps_per_epoch=steps_per_epoch, use_warmup=lr["use_warmup"],
         warmup_epochs=lr["warmup_epochs"], decay_rate=lr["decay_rate"],
-        decay_epochs=lr["decay_epochs"]), config)
+        decay_epochs=lr["decay_epochs"], schedule=lr.get("schedule", "staircase"),
+        total_epochs=hp.get("num_epochs")), config)
