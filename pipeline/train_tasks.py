@@ -42,7 +42,8 @@ class _TrainTask(cache.CachedTask):
     program = ""  # a class constant, not a parameter: one task class per program
 
     preset = luigi.Parameter(default="demo", description="hparams preset: demo | imagenet "
-                             "(the reference) | smoke (tests).")
+                             "(the reference) | few_labels (the demo for a handful of labels "
+                             "per class) | smoke (tests).")
     hparams = luigi.Parameter(default="", description="JSON hparams overrides (outer braces "
                               "optional); FullRun applies them to both trainings.")
     tpu = luigi.Parameter(default="", significant=False, description="TPU name/address; "

@@ -34,7 +34,8 @@ def define_flags(program) -> None:
                         "the same command again resumes from its newest checkpoint.",
                         flag_values=fv)
     flags.DEFINE_enum("preset", "imagenet", list(hparams_lib.PRESETS), "Named hparams preset: "
-                      "imagenet = the reference, demo = a CPU in minutes, smoke = tests.",
+                      "imagenet = the reference, demo = a CPU in minutes, few_labels = the "
+                      "demo for a handful of labels per class, smoke = tests.",
                       flag_values=fv)
     flags.DEFINE_string("hparams", "", "JSON overrides (outer braces optional), e.g. "
                         "'\"augment\": {\"type\": \"cta\"}'.", flag_values=fv)

@@ -123,3 +123,13 @@ def test_training_hands_the_objective_its_ema_model(tmp_path, split_dir, monkeyp
     assert len(names) == len(teacher.variables)
     for name in names:
         np.testing.assert_array_equal(written.get_tensor(name), saved.get_tensor(name), name)
+
+
+def test_few_labels_preset_trains(tmp_path, split_dir):
+    lines = []
+    result = train_fixmatch.run(
+        data=split_dir, model_dir=str(tmp_path), preset="few_labels", log=lines.append,
+        hparams='"run": {"max_steps": 2, "steps_per_run": 2, "per_worker_batch_size": 8}')
+    assert result["steps"] == 2 and np.isfinite(result["top1"])
+    assert ("threshold fixed, dist_align labeled, pseudo-labels from the ema model"
+            in lines[0]), lines[0]

@@ -83,8 +83,18 @@ def test_every_preset_resolves_and_validates(program, preset):
     assert hparams.validate(hp) is hp
 
 
+def test_few_labels_is_the_demo_with_the_scarce_label_options():
+    """What docs/scarce-labels.md measured: the demo preset plus three pseudo-label choices."""
+    demo, few = (hparams.resolve(program="fixmatch", preset=p) for p in ("demo", "few_labels"))
+    assert few["fixmatch"] == dict(demo["fixmatch"], confidence=0.95, pseudo_label_model="ema",
+                                   dist_align="labeled")
+    assert dict(few, fixmatch=None) == dict(demo, fixmatch=None)
+    assert (hparams.resolve(program="supervised", preset="few_labels")
+            == hparams.resolve(program="supervised", preset="demo"))
+
+
 def test_demo_and_smoke_presets_are_small():
-    for preset in ("demo", "smoke"):
+    for preset in ("demo", "few_labels", "smoke"):
         hp = hparams.resolve(program="fixmatch", preset=preset)
         assert hp["model"]["name"] == "resnet_tiny"
         assert hp["input"]["image_size"] <= 64
