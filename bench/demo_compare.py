@@ -13,6 +13,11 @@ in a fresh process, and prints each run's EMA top-1 and the mean and sample stan
 builds the demo's); model dirs go under --work (default: a new temporary directory). At the
 end the mean EMA top-1 curve of each program (and FixMatch's mask rate and pseudo-label
 accuracy) is printed at every 500 steps, read from each run's history.jsonl.
+
+    python bench/demo_compare.py --summarize WORK [WORK ...]
+
+prints the same table, summary and curves again from finished runs (`<program>-<seed>`
+directories under each WORK), e.g. to pool seeds that were run in separate invocations.
 """
 
 import argparse
@@ -54,7 +59,9 @@ def summary(values):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--data", required=True, help="A finished split directory.")
+    parser.add_argument("--data", help="A finished split directory.")
+    parser.add_argument("--summarize", nargs="+", metavar="WORK",
+                        help="Print the table of finished runs under these --work dirs instead.")
     parser.add_argument("--seeds", type=int, default=5, help="Runs per program.")
     parser.add_argument("--first_seed", type=int, default=1, help="Seeds first_seed.. on.")
     parser.add_argument("--programs", default=",".join(PROGRAMS),
@@ -66,6 +73,10 @@ def main():
                             help=f"Extra overrides for the {program} program only.")
     parser.add_argument("--work", default=None, help="Where the model dirs go.")
     args = parser.parse_args()
+    if args.summarize:
+        return summarize(args.summarize)
+    if not args.data:
+        parser.error("--data is required (or --summarize WORK ...)")
     programs = [p for p in PROGRAMS if p in args.programs.split(",")]
     if not programs or set(args.programs.split(",")) - set(PROGRAMS):
         parser.error(f"--programs must name some of {PROGRAMS}, got {args.programs!r}")
@@ -75,7 +86,7 @@ def main():
     print(f"# {args.seeds} seeds per program, preset {args.preset}, data {args.data}, "
           f"hparams {args.hparams!r}, supervised {args.supervised_hparams!r}, fixmatch "
           f"{args.fixmatch_hparams!r}, work {work}", flush=True)
-    print("program     seed  top1(EMA)  top5   steps  wall_s  mask   pseudo", flush=True)
+    print(HEADER, flush=True)
     for seed in seeds:
         for program in programs:
             m = run_one(program, data=args.data, model_dir=os.path.join(work, f"{program}-{seed}"),
@@ -83,10 +94,46 @@ def main():
                         hparams=(args.hparams, getattr(args, f"{program}_hparams")))
             m["history"] = os.path.join(work, f"{program}-{seed}", "history.jsonl")
             results[program].append(m)
-            extra = (f"  {m['mask_rate']:.3f}  {m['pseudo_label_accuracy'] or float('nan'):.3f}"
-                     if program == "fixmatch" else "")
-            print(f"{program:<10}  {seed:>4}  {100 * m['top1']:8.1f}  {100 * m['top5']:5.1f}  "
-                  f"{m['steps']:>5}  {m['wall_s']:6.0f}{extra}", flush=True)
+            print_row(program, seed, m)
+    print_summary(programs, results)
+
+
+HEADER = ("program     seed  top1(EMA)  top5   steps  train_s  wall_s  mask   pseudo  top")
+
+
+def print_row(program, seed, m):
+    """One run: EMA top-1/top-5, steps, training and process seconds; for FixMatch the last
+    block's mask rate (mean weight), pseudo-label accuracy and top-class share."""
+    extra = (f"  {m['mask_rate']:.3f}  {m['pseudo_label_accuracy'] or float('nan'):.3f}  "
+             f"{m.get('pseudo_top_class_share') or float('nan'):.2f}"
+             if program == "fixmatch" else "")
+    wall = m.get("wall_s")
+    print(f"{program:<10}  {seed:>4}  {100 * m['top1']:8.1f}  {100 * m['top5']:5.1f}  "
+          f"{m['steps']:>5}  {m['train_time_s']:7.0f}  "
+          f"{'-' if wall is None else format(wall, '6.0f'):>6}{extra}", flush=True)
+
+
+def summarize(works):
+    """The table of finished runs: every `<program>-<seed>/metrics.json` under `works`."""
+    results = {p: [] for p in PROGRAMS}
+    print(HEADER)
+    for program in PROGRAMS:
+        for work in works:
+            names = [n for n in os.listdir(work) if n.startswith(f"{program}-")
+                     and os.path.exists(os.path.join(work, n, "metrics.json"))]
+            for name in sorted(names, key=lambda n: int(n.rsplit("-", 1)[1])):
+                with open(os.path.join(work, name, "metrics.json")) as f:
+                    m = json.load(f)
+                m["history"] = os.path.join(work, name, "history.jsonl")
+                results[program].append(m)
+                print_row(program, int(name.rsplit("-", 1)[1]), m)
+    programs = [p for p in PROGRAMS if results[p]]
+    if not programs:
+        sys.exit(f"no finished runs (<program>-<seed>/metrics.json) under {works}")
+    print_summary(programs, results)
+
+
+def print_summary(programs, results):
     for program in programs:
         print(f"{program}: top-1 {summary([m['top1'] for m in results[program]])} over "
               f"{len(results[program])} runs")
