@@ -82,15 +82,16 @@ def create_learning_rate_fn(*, base_lr: float, global_batch_size: int,
 
     def learning_rate_fn(step):
         epoch = tf.cast(step, tf.float32) / tf.constant(steps_per_epoch, tf.float32)
-        if boundaries is None:
-            num_decays = tf.floor(epoch / float(decay_epochs))
-        else:
-            step64 = tf.cast(step, tf.float64)
-            num_decays = tf.add_n([tf.cast(step64 > b, tf.float32) for b in boundaries])
-        lr = base * tf.pow(tf.constant(decay_rate, tf.float32), num_decays)
         if schedule == "cosine":
             progress = tf.minimum(epoch / float(total_epochs), 1.0)
             lr = base * tf.cos(7.0 * math.pi / 16.0 * progress)
+        else:
+            if boundaries is None:
+                num_decays = tf.floor(epoch / float(decay_epochs))
+            else:
+                step64 = tf.cast(step, tf.float64)
+                num_decays = tf.add_n([tf.cast(step64 > b, tf.float32) for b in boundaries])
+            lr = base * tf.pow(tf.constant(decay_rate, tf.float32), num_decays)
         if warm:
             lr = tf.where(epoch < warmup_epochs, base * epoch / float(warmup_epochs), lr)
         return lr
