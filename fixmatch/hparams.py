@@ -151,9 +151,9 @@ _SMOKE = {
 _DEMO_FIXMATCH = _DEMO | {"uratio": 1, "fixmatch": {"wu": 1.0, "confidence": 0.8,
                                                      "strong_labeled": True}}
 # few_labels: the demo's FixMatch for a handful of labels per class (docs/scarce-labels.md has
-# the seeded runs). At 6 labels per class a quarter to a half of the online model's predictions
-# above 0.95 were wrong while the learning rate was high, so: pseudo-labels from the EMA model,
-# kept at 0.95, and aligned to the labeled set's class frequencies so no class takes them all.
+# the seeded runs). With a handful of labels per class the online model's confident predictions
+# are often wrong while the learning rate is high, so: pseudo-labels from the EMA model, kept
+# at 0.95, and aligned to the labeled set's class frequencies so no class takes them all.
 _FEW_LABELS_FIXMATCH = _DEMO_FIXMATCH | {"fixmatch": _DEMO_FIXMATCH["fixmatch"] | {
     "confidence": 0.95, "pseudo_label_model": "ema", "dist_align": "labeled"}}
 PRESETS = {
